@@ -1,0 +1,81 @@
+#include "autograd/node.h"
+
+#include <atomic>
+
+#include "autograd/grad_mode.h"
+
+namespace ctxpool::autograd {
+
+namespace {
+std::atomic<uint64_t> next_sequence_nr{0};
+}
+
+Node::Node(std::string name) : name_(std::move(name)), sequence_nr_(next_sequence_nr++) {}
+
+Node::~Node() {
+  // Dropping the last reference to a node would drop its inputs' nodes recursively, one stack frame
+  // per op. Instead, take ownership of the edges here and free the chain in a loop: a node whose
+  // only owner is this stack is emptied (edges and saved tensors moved out) before it dies.
+  std::vector<std::shared_ptr<Node>> stack;
+  for (auto& e : next_edges_)
+    if (e.node) stack.push_back(std::move(e.node));
+  while (!stack.empty()) {
+    std::shared_ptr<Node> n = std::move(stack.back());
+    stack.pop_back();
+    if (n.use_count() == 1) {
+      for (auto& e : n->next_edges_)
+        if (e.node) stack.push_back(std::move(e.node));
+      n->release_variables();
+    }
+  }
+}
+
+uint32_t Node::add_output(const Tensor& output) {
+  outputs_.push_back(OutputMeta{output.sizes(), output.dtype(), output.device()});
+  return static_cast<uint32_t>(outputs_.size() - 1);
+}
+
+AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> leaf)
+    : Node("AccumulateGrad"), leaf_(std::move(leaf)) {
+  Tensor t(leaf_);
+  add_output(t);
+}
+
+std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grad_outputs) {
+  Tensor g = grad_outputs.at(0);
+  if (!g.defined()) return {};
+  // Without create_graph the accumulated gradient is a plain value; with it, it keeps its graph so
+  // that a second backward can differentiate through it.
+  if (!GradMode::is_enabled()) g = g.detach();
+  Tensor leaf(leaf_);
+  Tensor old = leaf.grad();
+  leaf.set_grad(old.defined() ? old.add(g) : g);
+  return {};
+}
+
+Edge gradient_edge(const Tensor& t) {
+  if (!t.defined() || !t.requires_grad()) return Edge{};
+  if (t.grad_fn()) return Edge{t.grad_fn(), t.output_nr()};
+  TensorImpl* impl = t.get();
+  std::shared_ptr<Node> acc = impl->grad_accumulator.lock();
+  if (!acc) {
+    acc = std::make_shared<AccumulateGrad>(t.impl());
+    impl->grad_accumulator = acc;
+  }
+  return Edge{acc, 0};
+}
+
+std::vector<Edge> collect_edges(const std::vector<Tensor>& inputs) {
+  std::vector<Edge> edges;
+  edges.reserve(inputs.size());
+  for (const Tensor& t : inputs) edges.push_back(gradient_edge(t));
+  return edges;
+}
+
+bool any_requires_grad(const std::vector<Tensor>& inputs) {
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+}  // namespace ctxpool::autograd

@@ -1,0 +1,97 @@
+#include "core/random.h"
+
+#include <cmath>
+
+#include "core/parallel.h"
+
+namespace ctxpool {
+
+std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
+  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
+  uint32_t c2 = 0, c3 = 0;
+  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
+  for (int round = 0; round < 10; ++round) {
+    const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
+    const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
+    const uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
+    const uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += 0x9E3779B9u;
+    k1 += 0xBB67AE85u;
+  }
+  return {c0, c1, c2, c3};
+}
+
+void Generator::manual_seed(uint64_t seed) { set_state(seed, 0); }
+
+void Generator::set_state(uint64_t seed, uint64_t offset) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  seed_ = seed;
+  offset_ = offset;
+}
+
+uint64_t Generator::reserve(uint64_t blocks) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const uint64_t first = offset_;
+  offset_ += blocks;
+  return first;
+}
+
+namespace {
+// A 32-bit word to a uniform in [0, 1) (24 bits for float, 32 bits for double).
+template <typename T> T to_unit(uint32_t u);
+template <> float to_unit<float>(uint32_t u) { return (u >> 8) * (1.0f / 16777216.0f); }
+template <> double to_unit<double>(uint32_t u) { return u * (1.0 / 4294967296.0); }
+}  // namespace
+
+template <typename T>
+void Generator::uniform(T* out, int64_t n) {
+  const uint64_t blocks = static_cast<uint64_t>((n + 3) / 4);
+  const uint64_t first = reserve(blocks);
+  const uint64_t key = seed_;
+  parallel_for(0, static_cast<int64_t>(blocks), 1024, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const auto r = philox4x32(first + b, key);
+      for (int64_t k = 0; k < 4 && 4 * b + k < n; ++k) out[4 * b + k] = to_unit<T>(r[k]);
+    }
+  });
+}
+
+template <typename T>
+void Generator::normal(T* out, int64_t n) {
+  const uint64_t blocks = static_cast<uint64_t>((n + 3) / 4);
+  const uint64_t first = reserve(blocks);
+  const uint64_t key = seed_;
+  parallel_for(0, static_cast<int64_t>(blocks), 1024, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const auto r = philox4x32(first + b, key);
+      // Box-Muller on two pairs of words; u1 in (0, 1] keeps the log finite.
+      for (int pair = 0; pair < 2; ++pair) {
+        const double u1 = (r[2 * pair] + 1.0) * (1.0 / 4294967296.0);
+        const double u2 = r[2 * pair + 1] * (1.0 / 4294967296.0);
+        const double radius = std::sqrt(-2.0 * std::log(u1));
+        const double angle = 2.0 * M_PI * u2;
+        const int64_t i = 4 * b + 2 * pair;
+        if (i < n) out[i] = static_cast<T>(radius * std::cos(angle));
+        if (i + 1 < n) out[i + 1] = static_cast<T>(radius * std::sin(angle));
+      }
+    }
+  });
+}
+
+template void Generator::uniform<float>(float*, int64_t);
+template void Generator::uniform<double>(double*, int64_t);
+template void Generator::normal<float>(float*, int64_t);
+template void Generator::normal<double>(double*, int64_t);
+
+Generator& default_generator() {
+  static Generator gen(0);
+  return gen;
+}
+
+void manual_seed(uint64_t seed) { default_generator().manual_seed(seed); }
+
+}  // namespace ctxpool

@@ -1,0 +1,60 @@
+// CPU kernels. Each takes already-checked tensors and writes into a preallocated output; the ops in
+// ops/*.cpp do the checking, allocation and autograd. The CUDA backend mirrors these signatures.
+#pragma once
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace ctxpool::cpu {
+
+enum class UnaryOp {
+  Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, Abs, Sign,
+  GeluErf, GeluTanh, GeluErfGrad, GeluTanhGrad,  // *Grad: the derivative d gelu / dx
+  LogicalNot
+};
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd  // these write bool
+};
+
+// x -> out (same shape; out may have any strides).
+void unary(UnaryOp op, const Tensor& x, const Tensor& out);
+// a, b broadcast to out.sizes() -> out.
+void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out);
+// cond (bool), a, b broadcast to out.sizes() -> out.
+void where(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out);
+void clamp(const Tensor& x, double lo, double hi, const Tensor& out);
+// src broadcast to dst.sizes(), converting dtype -> dst (any strides).
+void copy(const Tensor& src, const Tensor& dst);
+void fill(const Tensor& dst, double value);
+
+// x contiguous [rows, cols] -> out [rows]: the sum of each row (float accumulated in double).
+void sum_rows(const Tensor& x, const Tensor& out);
+// x contiguous [rows, cols] -> values [rows], indices int64 [rows] of the first max (or min).
+void max_rows(const Tensor& x, const Tensor& values, const Tensor& indices, bool find_max);
+
+// out[b] = a[b] @ b[b] for every batch index b (batch dims already broadcast in the strides).
+// a: [..., M, K], b: [..., K, N], out contiguous [..., M, N].
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out);
+// Whether the last two dims of t can go to gemm without a copy (row- or column-major with a unit stride).
+bool matmul_operand_ok(const Tensor& t);
+
+// x contiguous [rows, cols] -> out [rows, cols]: softmax (or log_softmax) of each row.
+void softmax_rows(const Tensor& x, const Tensor& out, bool log);
+// x contiguous [rows, cols] -> y [rows, cols], mean [rows], rstd [rows]; weight/bias [cols] optional.
+void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                     const Tensor& y, const Tensor& mean, const Tensor& rstd);
+// logits contiguous [N, C], target [N] -> loss [N] (0 where target == ignore_index).
+void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                        const Tensor& loss);
+
+// weight [V, D] contiguous, indices [N] contiguous -> out [N, D].
+void embedding(const Tensor& weight, const Tensor& indices, const Tensor& out);
+// grad [N, D], indices [N] -> out [V, D] (zeroed first): out[indices[i]] += grad[i], in index order.
+void embedding_backward(const Tensor& grad, const Tensor& indices, const Tensor& out);
+// out[...i_d...] = x[...index[...]...] along dim; out has index's shape.
+void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out);
+// out (a copy of x) [..index[...]..] += src[...] along dim.
+void scatter_add_(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src);
+
+}  // namespace ctxpool::cpu

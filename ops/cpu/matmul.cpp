@@ -1,0 +1,111 @@
+// Batched matrix multiply: BLAS sgemm/dgemm per batch entry (OpenBLAS's OpenMP build shares our
+// thread pool), or a plain blocked loop when built without BLAS.
+#include <vector>
+
+#include "core/parallel.h"
+#include "ops/cpu/kernels.h"
+
+#ifdef CTXPOOL_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+namespace ctxpool::cpu {
+
+namespace {
+
+// How a strided 2-D matrix can be handed to gemm without a copy.
+struct MatrixLayout {
+  bool transposed = false;  // stored column-major (a transposed view)
+  int64_t ld = 0;           // leading dimension
+  bool ok = false;
+};
+
+MatrixLayout layout_of(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  if ((col_stride == 1 || cols == 1) && row_stride >= std::max<int64_t>(cols, 1))
+    return {false, row_stride, true};
+  if ((row_stride == 1 || rows == 1) && col_stride >= std::max<int64_t>(rows, 1))
+    return {true, col_stride, true};
+  return {};
+}
+
+template <typename T>
+void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+                   const T* B, int64_t ldb, T* C, int64_t ldc) {
+  // C[M, N] = op(A)[M, K] @ op(B)[K, N], i-k-j order so the inner loop runs along rows of B and C.
+  auto a_at = [&](int64_t i, int64_t k) { return ta ? A[k * lda + i] : A[i * lda + k]; };
+  auto b_at = [&](int64_t k, int64_t j) { return tb ? B[j * ldb + k] : B[k * ldb + j]; };
+  for (int64_t i = 0; i < M; ++i) {
+    T* c = C + i * ldc;
+    for (int64_t j = 0; j < N; ++j) c[j] = T(0);
+    for (int64_t k = 0; k < K; ++k) {
+      const T aik = a_at(i, k);
+      for (int64_t j = 0; j < N; ++j) c[j] += aik * b_at(k, j);
+    }
+  }
+}
+
+template <typename T>
+void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+          int64_t ldb, T* C, int64_t ldc) {
+#ifdef CTXPOOL_HAVE_BLAS
+  const auto TA = ta ? CblasTrans : CblasNoTrans;
+  const auto TB = tb ? CblasTrans : CblasNoTrans;
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+  } else {
+    cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+  }
+#else
+  gemm_fallback(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+#endif
+}
+
+}  // namespace
+
+bool matmul_operand_ok(const Tensor& t) {
+  const int64_t nd = t.dim();
+  return layout_of(t.sizes()[nd - 2], t.sizes()[nd - 1], t.strides()[nd - 2], t.strides()[nd - 1]).ok;
+}
+
+// a [..., M, K] and b [..., K, N] (batch dims broadcast, possibly stride 0) -> out [..., M, N].
+void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t nd = out.dim();
+  const int64_t M = out.sizes()[nd - 2], N = out.sizes()[nd - 1], K = a.sizes()[nd - 1];
+  const Shape batch(out.sizes().begin(), out.sizes().end() - 2);
+  const int64_t nbatch = shape_numel(batch);
+  if (out.numel() == 0) return;
+  if (K == 0) return fill(out, 0.0);
+
+  const MatrixLayout la = layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
+  const MatrixLayout lb = layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
+  CTXPOOL_CHECK(la.ok && lb.ok, "matmul kernel: operands must have a unit stride in one of the "
+                "last two dims (the op makes them contiguous otherwise)");
+
+  CTXPOOL_DISPATCH_FLOAT(out.dtype(), "matmul", [&] {
+    using T = scalar_t;
+    const T* ap = a.data_ptr<T>();
+    const T* bp = b.data_ptr<T>();
+    T* op = out.data_ptr<T>();
+    auto one = [&](int64_t bi) {
+      int64_t oa = 0, ob = 0, rem = bi;
+      for (int64_t d = static_cast<int64_t>(batch.size()) - 1; d >= 0; --d) {
+        const int64_t i = rem % batch[d];
+        rem /= batch[d];
+        oa += i * a.strides()[d];
+        ob += i * b.strides()[d];
+      }
+      gemm<T>(la.transposed, lb.transposed, M, N, K, ap + oa, la.ld, bp + ob, lb.ld,
+              op + bi * M * N, N);
+    };
+    // Many small matrices (attention heads): one thread per matrix. Few large ones: BLAS threads.
+    if (nbatch >= get_num_threads() && M * N * K < (1 << 21)) {
+      parallel_for(0, nbatch, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t bi = b0; bi < b1; ++bi) one(bi);
+      });
+    } else {
+      for (int64_t bi = 0; bi < nbatch; ++bi) one(bi);
+    }
+  });
+}
+
+}  // namespace ctxpool::cpu

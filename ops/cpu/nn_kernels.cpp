@@ -1,0 +1,110 @@
+// Row kernels for neural-network functions: softmax / log_softmax, layer_norm, cross_entropy.
+// Each works on contiguous [rows, cols] data, one row per task, so results do not depend on threads.
+#include <cmath>
+#include <limits>
+
+#include "core/parallel.h"
+#include "ops/cpu/kernels.h"
+
+namespace ctxpool::cpu {
+
+namespace {
+int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)); }
+}
+
+// x [rows, cols] -> out [rows, cols]
+void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
+  const int64_t cols = x.dim() ? x.sizes().back() : 1;
+  const int64_t rows = cols ? x.numel() / cols : 0;
+  CTXPOOL_DISPATCH_FLOAT(x.dtype(), "softmax", [&] {
+    using T = scalar_t;
+    const T* xp = x.data_ptr<T>();
+    T* op = out.data_ptr<T>();
+    parallel_for(0, rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* in = xp + r * cols;
+        T* o = op + r * cols;
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, in[c]);
+        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;  // all -inf: avoid inf - inf
+        double total = 0;
+        for (int64_t c = 0; c < cols; ++c) {
+          o[c] = std::exp(in[c] - mx);
+          total += o[c];
+        }
+        if (log) {
+          const T lse = static_cast<T>(std::log(total)) + mx;
+          for (int64_t c = 0; c < cols; ++c) o[c] = in[c] - lse;
+        } else {
+          const T inv = static_cast<T>(1.0 / total);
+          for (int64_t c = 0; c < cols; ++c) o[c] *= inv;
+        }
+      }
+    });
+  });
+}
+
+// x [rows, cols] -> y [rows, cols], mean [rows], rstd [rows]
+void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                     const Tensor& y, const Tensor& mean, const Tensor& rstd) {
+  const int64_t rows = mean.numel();
+  const int64_t cols = rows ? x.numel() / rows : 0;
+  CTXPOOL_DISPATCH_FLOAT(x.dtype(), "layer_norm", [&] {
+    using T = scalar_t;
+    const T* xp = x.data_ptr<T>();
+    const T* wp = weight.defined() ? weight.data_ptr<T>() : nullptr;
+    const T* bp = bias.defined() ? bias.data_ptr<T>() : nullptr;
+    T* yp = y.data_ptr<T>();
+    T* mp = mean.data_ptr<T>();
+    T* rp = rstd.data_ptr<T>();
+    parallel_for(0, rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* in = xp + r * cols;
+        double s = 0;
+        for (int64_t c = 0; c < cols; ++c) s += in[c];
+        const double mu = s / cols;
+        double ss = 0;  // two passes: exact even when the mean is large against the spread
+        for (int64_t c = 0; c < cols; ++c) ss += (in[c] - mu) * (in[c] - mu);
+        const double inv = 1.0 / std::sqrt(ss / cols + eps);
+        mp[r] = static_cast<T>(mu);
+        rp[r] = static_cast<T>(inv);
+        T* out = yp + r * cols;
+        for (int64_t c = 0; c < cols; ++c) {
+          T v = static_cast<T>((in[c] - mu) * inv);
+          if (wp) v *= wp[c];
+          if (bp) v += bp[c];
+          out[c] = v;
+        }
+      }
+    });
+  });
+}
+
+// logits [N, C], target [N] -> loss [N]: logsumexp(row) - row[target]
+void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                        const Tensor& loss) {
+  const int64_t n = target.numel();
+  const int64_t cols = n ? logits.numel() / n : 0;
+  const int64_t* tp = target.data_ptr<int64_t>();
+  CTXPOOL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy", [&] {
+    using T = scalar_t;
+    const T* xp = logits.data_ptr<T>();
+    T* lp = loss.data_ptr<T>();
+    parallel_for(0, n, row_grain(cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        if (tp[r] == ignore_index) {
+          lp[r] = 0;
+          continue;
+        }
+        const T* row = xp + r * cols;
+        T mx = row[0];
+        for (int64_t c = 1; c < cols; ++c) mx = std::max(mx, row[c]);
+        double total = 0;
+        for (int64_t c = 0; c < cols; ++c) total += std::exp(static_cast<double>(row[c] - mx));
+        lp[r] = static_cast<T>(std::log(total) + mx - row[tp[r]]);
+      }
+    });
+  });
+}
+
+}  // namespace ctxpool::cpu

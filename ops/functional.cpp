@@ -1,0 +1,171 @@
+// Neural-network functions: softmax, log_softmax, layer_norm, dropout, cross_entropy.
+// Forward passes are fused row kernels; backward formulas are written with ops, so they work on any
+// device and can themselves be differentiated (create_graph).
+#include "core/random.h"
+#include "ops/cpu/kernels.h"
+#include "ops/op_utils.h"
+
+namespace ctxpool::ops {
+
+namespace {
+
+// Runs a row kernel over `dim` of x: dim moved last, made contiguous, result moved back.
+template <typename Kernel>
+Tensor along_dim(const Tensor& x, int64_t dim, const Kernel& kernel) {
+  autograd::NoGradGuard no_grad;
+  const int64_t last = x.dim() ? x.dim() - 1 : 0;
+  const Tensor moved = x.detach().transpose(dim, last).contiguous();
+  Tensor out = new_empty(moved.sizes(), x.dtype(), x.device());
+  kernel(moved, out);
+  return out.transpose(dim, last);
+}
+
+Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
+  const char* name = log ? "log_softmax" : "softmax";
+  check_floating(name, x);
+  check_cpu(name, {&x});
+  const int64_t dim = wrap_dim(dim_in, x.dim(), name);
+  Tensor out = along_dim(x, dim, [&](const Tensor& in, const Tensor& o) { cpu::softmax_rows(in, o, log); });
+  if (log) {
+    // d log_softmax: g - softmax * sum(g)
+    return record(name, {x}, out, [dim](const Tensor& g, const LambdaNode& n) {
+      const Tensor y = n.saved_output();
+      return Grads{sub(g, mul(exp(y), sum(g, {dim}, true)))};
+    }, true);
+  }
+  // d softmax: y * (g - sum(g * y))
+  return record(name, {x}, out, [dim](const Tensor& g, const LambdaNode& n) {
+    const Tensor y = n.saved_output();
+    return Grads{mul(y, sub(g, sum(mul(g, y), {dim}, true)))};
+  }, true);
+}
+
+}  // namespace
+
+Tensor softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, false); }
+Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, true); }
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
+                  const Tensor& bias, double eps) {
+  check_floating("layer_norm", x);
+  check_cpu("layer_norm", {&x, &weight, &bias});
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  CTXPOOL_CHECK(k >= 1 && x.dim() >= k &&
+                    Shape(x.sizes().end() - k, x.sizes().end()) == normalized_shape,
+                "layer_norm: input of shape ", x.sizes(), " does not end with normalized_shape ",
+                normalized_shape);
+  for (const Tensor* p : {&weight, &bias}) {
+    if (!p->defined()) continue;
+    check_same("layer_norm", x, *p);
+    CTXPOOL_CHECK(p->sizes() == normalized_shape, "layer_norm: ", p == &weight ? "weight" : "bias",
+                  " has shape ", p->sizes(), " but normalized_shape is ", normalized_shape);
+  }
+  const int64_t cols = shape_numel(normalized_shape);
+  const int64_t rows = cols ? x.numel() / cols : 0;
+  Shape stat_shape(x.sizes().begin(), x.sizes().end() - k);
+  for (int64_t i = 0; i < k; ++i) stat_shape.push_back(1);
+
+  Tensor y = new_empty(x.sizes(), x.dtype(), x.device());
+  Tensor mean_t = new_empty({rows}, x.dtype(), x.device());
+  Tensor rstd_t = new_empty({rows}, x.dtype(), x.device());
+  {
+    autograd::NoGradGuard no_grad;
+    cpu::layer_norm_rows(x.detach().contiguous(), weight.defined() ? weight.detach().contiguous() : Tensor(),
+                         bias.defined() ? bias.detach().contiguous() : Tensor(), eps, y,
+                         mean_t, rstd_t);
+  }
+  std::vector<int64_t> norm_dims, batch_dims;
+  for (int64_t d = 0; d < x.dim(); ++d) (d < x.dim() - k ? batch_dims : norm_dims).push_back(d);
+
+  return record("layer_norm", {x, weight, bias}, y,
+                [sx = SavedTensor(x), sw = SavedTensor(weight), mean_t, rstd_t, stat_shape, norm_dims,
+                 batch_dims, eps](const Tensor& g, const LambdaNode& n) {
+    const Tensor in = sx.unpack("layer_norm"), w = sw.unpack("layer_norm");
+    Tensor mu = mean_t.reshape(stat_shape), rstd = rstd_t.reshape(stat_shape);
+    if (autograd::GradMode::is_enabled()) {
+      // create_graph: recompute the statistics with ops so they carry their dependence on x.
+      mu = mean(in, norm_dims, true);
+      const Tensor c = sub(in, mu);
+      rstd = rsqrt(add(mean(mul(c, c), norm_dims, true), scalar_like(eps, in)));
+    }
+    const Tensor xhat = mul(sub(in, mu), rstd);
+    const Tensor gxhat = w.defined() ? mul(g, w) : g;
+    Tensor gx, gw, gb;
+    if (n.needs_input_grad(0)) {
+      // dx = rstd * (gxhat - mean(gxhat) - xhat * mean(gxhat * xhat))
+      gx = mul(rstd, sub(sub(gxhat, mean(gxhat, norm_dims, true)),
+                         mul(xhat, mean(mul(gxhat, xhat), norm_dims, true))));
+    }
+    if (n.needs_input_grad(1)) gw = batch_dims.empty() ? mul(g, xhat) : sum(mul(g, xhat), batch_dims);
+    if (n.needs_input_grad(2)) gb = batch_dims.empty() ? g : sum(g, batch_dims);
+    return Grads{gx, gw, gb};
+  });
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  check_floating("dropout", x);
+  CTXPOOL_CHECK(p >= 0.0 && p <= 1.0, "dropout: p must be in [0, 1], got ", p);
+  if (!training || p == 0.0) return x;
+  if (p == 1.0) return mul(x, zeros_like(x));
+  // mask = (u >= p) / (1 - p), drawn from the seeded default generator.
+  const Tensor u = rand(x.sizes(), TensorOptions(x.dtype()).device(x.device()));
+  const Tensor mask = mul(ge(u, scalar_like(p, u)).to(x.dtype()), scalar_like(1.0 / (1.0 - p), x));
+  return mul(x, mask);
+}
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, Reduction reduction) {
+  check_floating("cross_entropy", logits);
+  check_defined("cross_entropy", target, "target");
+  check_cpu("cross_entropy", {&logits, &target});
+  CTXPOOL_CHECK(logits.dim() == 2, "cross_entropy: logits must be 2-D [N, C], got ", logits.sizes(),
+                " (reshape to [-1, C] first)");
+  CTXPOOL_CHECK(target.dtype() == kInt64, "cross_entropy: target must be int64 class indices, got ",
+                target.dtype());
+  CTXPOOL_CHECK(target.dim() == 1 && target.sizes()[0] == logits.sizes()[0],
+                "cross_entropy: target of shape ", target.sizes(), " does not match logits ",
+                logits.sizes(), " (expected [", logits.sizes()[0], "])");
+  const int64_t n = logits.sizes()[0], c = logits.sizes()[1];
+  const Tensor tgt = target.contiguous();
+  std::vector<double> weight_rows(n);  // 1 for counted rows, 0 for ignored ones
+  std::vector<int64_t> safe_target(n);
+  int64_t count = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t t = tgt.data_ptr<int64_t>()[i];
+    if (t == ignore_index) continue;
+    CTXPOOL_CHECK(t >= 0 && t < c, "cross_entropy: target ", t, " at position ", i,
+                  " is out of range for ", c, " classes");
+    weight_rows[i] = 1.0;
+    safe_target[i] = t;
+    ++count;
+  }
+  Tensor losses = new_empty({n}, logits.dtype(), logits.device());
+  cpu::cross_entropy_rows(logits.detach().contiguous(), tgt, ignore_index, losses);
+
+  Tensor out;
+  double scale = 1.0;
+  {
+    autograd::NoGradGuard no_grad;
+    if (reduction == Reduction::None) {
+      out = losses;
+    } else {
+      out = sum(losses);
+      if (reduction == Reduction::Mean) {
+        scale = 1.0 / static_cast<double>(count);  // NaN for an all-ignored batch, as in PyTorch
+        out = mul(out, scalar_like(scale, out));
+      }
+    }
+  }
+  const Tensor row_weight = from_vector(weight_rows, {n}, TensorOptions(logits.dtype()));
+  const Tensor targets = from_vector(safe_target, {n}, TensorOptions(kInt64));
+  return record("cross_entropy", {logits}, out,
+                [sl = SavedTensor(logits), row_weight, targets, scale, reduction](const Tensor& g, const LambdaNode&) {
+    // d loss_i / d logits_i = softmax(logits_i) - one_hot(target_i), for counted rows.
+    const Tensor x = sl.unpack("cross_entropy");
+    Tensor w = mul(row_weight, scalar_like(scale, row_weight));
+    w = reduction == Reduction::None ? mul(w, g) : mul(w, g.reshape({1}));
+    const Tensor diff = sub(softmax(x, 1), one_hot(targets, x.sizes()[1], x.dtype()));
+    return Grads{mul(diff, unsqueeze(w, 1))};
+  });
+}
+
+}  // namespace ctxpool::ops

@@ -1,0 +1,101 @@
+// Index ops: embedding (row lookup, scatter-add backward), gather / scatter_add, one_hot.
+#include "ops/cpu/kernels.h"
+#include "ops/op_utils.h"
+
+namespace ctxpool::ops {
+
+namespace {
+
+void check_indices_in_range(const char* op, const Tensor& index, int64_t limit, const char* what) {
+  const Tensor c = index.contiguous();
+  const int64_t* p = c.data_ptr<int64_t>();
+  for (int64_t i = 0; i < c.numel(); ++i) {
+    CTXPOOL_CHECK(p[i] >= 0 && p[i] < limit, op, ": index ", p[i], " at position ", i,
+                  " is out of range for ", what, " of size ", limit);
+  }
+}
+
+// grad [N, D], indices [N] -> [V, D]; differentiable in grad (its backward is a row lookup again).
+Tensor embedding_backward(const Tensor& g, const Tensor& indices, int64_t num_rows) {
+  const int64_t d = g.sizes().back();
+  Tensor out = new_empty({num_rows, d}, g.dtype(), g.device());
+  cpu::embedding_backward(g.detach().reshape({-1, d}).contiguous(), indices.reshape({-1}).contiguous(), out);
+  return record("embedding_backward", {g}, out, [indices](const Tensor& gg, const LambdaNode&) {
+    return Grads{embedding(gg, indices)};
+  });
+}
+
+}  // namespace
+
+Tensor embedding(const Tensor& weight, const Tensor& indices) {
+  check_floating("embedding", weight);
+  check_defined("embedding", indices, "indices");
+  check_cpu("embedding", {&weight, &indices});
+  CTXPOOL_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ", weight.sizes());
+  CTXPOOL_CHECK(indices.dtype() == kInt64, "embedding: indices must be int64, got ", indices.dtype(),
+                " with shape ", indices.sizes());
+  check_indices_in_range("embedding", indices, weight.sizes()[0], "an embedding table");
+  Shape out_sizes = indices.sizes();
+  out_sizes.push_back(weight.sizes()[1]);
+  Tensor out = new_empty(out_sizes, weight.dtype(), weight.device());
+  const Tensor flat = indices.reshape({-1}).contiguous();
+  cpu::embedding(weight.contiguous().detach(), flat, out);
+  return record("embedding", {weight}, out, [flat, v = weight.sizes()[0]](const Tensor& g, const LambdaNode&) {
+    return Grads{embedding_backward(g, flat, v)};
+  });
+}
+
+namespace {
+void check_gather_args(const char* op, const Tensor& x, int64_t dim, const Tensor& index) {
+  check_defined(op, x);
+  check_defined(op, index, "index");
+  CTXPOOL_CHECK(index.dtype() == kInt64, op, ": index must be int64, got ", index.dtype());
+  CTXPOOL_CHECK(index.dim() == x.dim(), op, ": index ", index.sizes(), " must have as many dims as the input ",
+                x.sizes());
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    CTXPOOL_CHECK(d == dim || index.sizes()[d] <= x.sizes()[d], op, ": index ", index.sizes(),
+                  " is larger than the input ", x.sizes(), " in dim ", d);
+  }
+  check_indices_in_range(op, index, x.dim() ? x.sizes()[dim] : 1, "the gathered dim");
+}
+}  // namespace
+
+Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
+  check_defined("gather", x);
+  const int64_t dim = wrap_dim(dim_in, x.dim(), "gather");
+  check_gather_args("gather", x, dim, index);
+  check_cpu("gather", {&x, &index});
+  Tensor out = new_empty(index.sizes(), x.dtype(), x.device());
+  cpu::gather(x, dim, index, out);
+  return record("gather", {x}, out, [in = x.sizes(), dim, index](const Tensor& g, const LambdaNode&) {
+    return Grads{scatter_add(zeros(in, TensorOptions(g.dtype()).device(g.device())), dim, index, g)};
+  });
+}
+
+Tensor scatter_add(const Tensor& x, int64_t dim_in, const Tensor& index, const Tensor& src) {
+  check_same("scatter_add", x, src);
+  const int64_t dim = wrap_dim(dim_in, x.dim(), "scatter_add");
+  check_gather_args("scatter_add", x, dim, index);
+  check_cpu("scatter_add", {&x, &index, &src});
+  for (int64_t d = 0; d < index.dim(); ++d) {
+    CTXPOOL_CHECK(index.sizes()[d] <= src.sizes()[d], "scatter_add: index ", index.sizes(),
+                  " is larger than src ", src.sizes(), " in dim ", d);
+  }
+  Tensor out = clone(x.detach());
+  cpu::scatter_add_(out, dim, index, src);
+  return record("scatter_add", {x, src}, out, [dim, index](const Tensor& g, const LambdaNode& n) {
+    return Grads{n.needs_input_grad(0) ? g : Tensor(), n.needs_input_grad(1) ? gather(g, dim, index) : Tensor()};
+  });
+}
+
+Tensor one_hot(const Tensor& indices, int64_t num_classes, DType dtype) {
+  check_defined("one_hot", indices);
+  CTXPOOL_CHECK(indices.dtype() == kInt64, "one_hot: indices must be int64, got ", indices.dtype());
+  Shape sizes = indices.sizes();
+  sizes.push_back(num_classes);
+  const Tensor idx = unsqueeze(indices, -1);
+  return scatter_add(zeros(sizes, TensorOptions(dtype).device(indices.device())), -1, idx,
+                     ones(idx.sizes(), TensorOptions(dtype).device(indices.device())));
+}
+
+}  // namespace ctxpool::ops

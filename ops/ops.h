@@ -1,0 +1,132 @@
+// The public tensor API. Every op checks its inputs (an error names the op, the shapes, dtypes and
+// devices, and what was expected), allocates its output on the inputs' device, runs the device
+// kernel and, when grad mode is on and an input requires grad, records its backward.
+//
+// Binary ops broadcast NumPy-style; their inputs must share a dtype (no silent promotion) and a device.
+#pragma once
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "core/tensor.h"
+
+namespace ctxpool::ops {
+
+// ---- elementwise (ops/elementwise.cpp) ----
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor pow(const Tensor& base, const Tensor& exponent);
+Tensor pow(const Tensor& base, double exponent);
+Tensor maximum(const Tensor& a, const Tensor& b);
+Tensor minimum(const Tensor& a, const Tensor& b);
+Tensor neg(const Tensor& x);
+Tensor exp(const Tensor& x);
+Tensor log(const Tensor& x);
+Tensor sqrt(const Tensor& x);
+Tensor rsqrt(const Tensor& x);
+Tensor tanh(const Tensor& x);
+Tensor sigmoid(const Tensor& x);
+Tensor relu(const Tensor& x);
+Tensor abs(const Tensor& x);
+Tensor sign(const Tensor& x);  // not differentiable (zero gradient almost everywhere)
+// GELU: approximate = "none" (exact, with erf) or "tanh" (the GPT-2 approximation).
+Tensor gelu(const Tensor& x, const std::string& approximate = "none");
+Tensor clamp(const Tensor& x, double min, double max);
+// A scalar as a 0-d tensor with x's dtype and device (for x + 2.0 and friends).
+Tensor scalar_like(double value, const Tensor& x);
+
+// Comparisons return bool tensors and have no gradient.
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor ne(const Tensor& a, const Tensor& b);
+Tensor lt(const Tensor& a, const Tensor& b);
+Tensor le(const Tensor& a, const Tensor& b);
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor ge(const Tensor& a, const Tensor& b);
+Tensor logical_and(const Tensor& a, const Tensor& b);
+Tensor logical_not(const Tensor& a);
+// cond ? a : b, elementwise with broadcasting; cond is bool.
+Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b);
+// x with `value` wherever mask (bool, broadcastable to x) is true.
+Tensor masked_fill(const Tensor& x, const Tensor& mask, double value);
+
+// ---- reductions (ops/reduce.cpp) ----
+Tensor sum(const Tensor& x);
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+Tensor mean(const Tensor& x);
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false);
+// Variance with Bessel's correction by default (correction = 1), as torch.var.
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false,
+           int64_t correction = 1);
+// Over all elements.
+Tensor max(const Tensor& x);
+Tensor min(const Tensor& x);
+// Along one dim: (values, int64 indices of the first maximum/minimum).
+std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim = false);
+std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim = false);
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
+// Sums the broadcast dims away so that x gets `sizes` (the backward of broadcasting).
+Tensor sum_to_size(const Tensor& x, const Shape& sizes);
+
+// ---- linear algebra (ops/linalg.cpp) ----
+// 1-D..N-D as torch.matmul: vectors are promoted and squeezed back, batch dims broadcast.
+Tensor matmul(const Tensor& a, const Tensor& b);
+
+// ---- shapes and views (ops/shape.cpp). Views share storage with their input. ----
+Tensor view(const Tensor& x, const Shape& sizes);     // one size may be -1; needs compatible strides
+Tensor reshape(const Tensor& x, const Shape& sizes);  // a view when possible, else a copy
+Tensor permute(const Tensor& x, const std::vector<int64_t>& dims);
+Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1);
+Tensor narrow(const Tensor& x, int64_t dim, int64_t start, int64_t length);
+Tensor slice(const Tensor& x, int64_t dim, int64_t start, int64_t end, int64_t step = 1);
+Tensor select(const Tensor& x, int64_t dim, int64_t index);
+Tensor expand(const Tensor& x, const Shape& sizes);  // -1 keeps a size
+Tensor squeeze(const Tensor& x, int64_t dim);
+Tensor squeeze(const Tensor& x);  // all size-1 dims
+Tensor unsqueeze(const Tensor& x, int64_t dim);
+Tensor flatten(const Tensor& x, int64_t start_dim = 0, int64_t end_dim = -1);
+Tensor contiguous(const Tensor& x);
+Tensor clone(const Tensor& x);
+Tensor cat(const std::vector<Tensor>& tensors, int64_t dim = 0);
+Tensor stack(const std::vector<Tensor>& tensors, int64_t dim = 0);
+// Pieces of `split_size` along dim (the last may be smaller); views of x.
+std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim = 0);
+std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim);
+std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim = 0);
+Tensor to_dtype(const Tensor& x, DType dtype);
+Tensor to_device(const Tensor& x, Device device);
+
+// ---- indexing (ops/index.cpp) ----
+// weight [V, D], indices int64 [...] -> [..., D]. Backward scatter-adds into the used rows.
+Tensor embedding(const Tensor& weight, const Tensor& indices);
+// out[i][j] = x[i][index[i][j]] for dim 1 (and likewise for any dim), as torch.gather.
+Tensor gather(const Tensor& x, int64_t dim, const Tensor& index);
+// x with src added at the positions index names along dim (out-of-place), as torch.scatter_add.
+Tensor scatter_add(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& src);
+// A float tensor [..., num_classes] with 1 at each index.
+Tensor one_hot(const Tensor& indices, int64_t num_classes, DType dtype = kFloat32);
+
+// ---- neural-network functions (ops/functional.cpp) ----
+Tensor softmax(const Tensor& x, int64_t dim);
+Tensor log_softmax(const Tensor& x, int64_t dim);
+// Normalises over the last normalized_shape.size() dims; weight and bias (optional) have that shape.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+// Zeroes each element with probability p and scales the rest by 1/(1-p); identity unless training.
+Tensor dropout(const Tensor& x, double p, bool training = true);
+
+enum class Reduction { None, Mean, Sum };
+// logits [N, C], target int64 [N]. Fused log_softmax + negative log likelihood. Targets equal to
+// ignore_index contribute nothing (and are left out of the mean).
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
+                     Reduction reduction = Reduction::Mean);
+
+// ---- in-place (ops/inplace.cpp); see Tensor::fill_ etc. ----
+void fill_(const Tensor& x, double value);
+void copy_(const Tensor& dst, const Tensor& src);
+
+bool cuda_is_available();
+int cuda_device_count();
+
+}  // namespace ctxpool::ops

@@ -1,0 +1,167 @@
+// Reductions. Each moves the reduced dims last, makes the data contiguous [rows, cols] and runs one
+// row kernel; the backward broadcasts the gradient back over the reduced dims.
+#include <algorithm>
+#include <numeric>
+
+#include "ops/cpu/kernels.h"
+#include "ops/op_utils.h"
+
+namespace ctxpool::ops {
+
+std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t ndim, const char* op) {
+  std::vector<int64_t> out;
+  if (dims.empty()) {
+    out.resize(ndim);
+    std::iota(out.begin(), out.end(), 0);
+    return out;
+  }
+  for (int64_t d : dims) out.push_back(wrap_dim(d, ndim, op));
+  std::sort(out.begin(), out.end());
+  CTXPOOL_CHECK(std::adjacent_find(out.begin(), out.end()) == out.end(), op,
+                ": a dim appears more than once in the reduction dims");
+  if (ndim == 0) out.clear();  // a 0-d tensor: nothing to reduce
+  return out;
+}
+
+namespace {
+
+struct ReductionPlan {
+  Tensor rows;         // contiguous [rows, cols]
+  Shape kept_shape;    // output shape without keepdim
+  Shape keepdim_shape; // output shape with size-1 reduced dims
+  int64_t cols = 1;
+};
+
+ReductionPlan plan_reduction(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
+  ReductionPlan p;
+  std::vector<int64_t> perm;
+  std::vector<bool> reduced(x.dim(), false);
+  for (int64_t d : dims) reduced[d] = true;
+  p.keepdim_shape = x.sizes();
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (reduced[d]) {
+      p.cols *= x.sizes()[d];
+      p.keepdim_shape[d] = 1;
+    } else {
+      perm.push_back(d);
+      p.kept_shape.push_back(x.sizes()[d]);
+    }
+  }
+  for (int64_t d : dims) perm.push_back(d);
+  autograd::NoGradGuard no_grad;  // layout only; the op records its own backward
+  Tensor moved = x.detach().permute(perm).contiguous();
+  const int64_t rows = shape_numel(p.kept_shape);
+  p.rows = moved.reshape({rows, p.cols});
+  (void)op;
+  return p;
+}
+
+// g of the reduced shape -> broadcast back to `in_sizes`.
+Tensor expand_grad(const Tensor& g, const Shape& keepdim_shape, const Shape& in_sizes) {
+  return g.reshape(keepdim_shape).expand(in_sizes);
+}
+
+}  // namespace
+
+Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  check_defined("sum", x);
+  check_cpu("sum", {&x});
+  const std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "sum");
+  ReductionPlan p = plan_reduction(x, dims, "sum");
+  Tensor out = new_empty(p.kept_shape, x.dtype(), x.device());
+  cpu::sum_rows(p.rows, out);
+  if (keepdim) out = out.detach().reshape(p.keepdim_shape);
+  return record("sum", {x}, out, [ks = p.keepdim_shape, in = x.sizes()](const Tensor& g, const LambdaNode&) {
+    return Grads{expand_grad(g, ks, in)};
+  });
+}
+
+Tensor sum(const Tensor& x) { return sum(x, {}, false); }
+
+Tensor mean(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
+  check_floating("mean", x);
+  const std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "mean");
+  int64_t count = 1;
+  for (int64_t d : dims) count *= x.sizes()[d];
+  return div(sum(x, dims, keepdim), scalar_like(static_cast<double>(count), x));
+}
+
+Tensor mean(const Tensor& x) { return mean(x, {}, false); }
+
+Tensor var(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim, int64_t correction) {
+  check_floating("var", x);
+  const std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "var");
+  int64_t count = 1;
+  for (int64_t d : dims) count *= x.sizes()[d];
+  const Tensor centered = sub(x, mean(x, dims, true));
+  const double denom = static_cast<double>(std::max<int64_t>(count - correction, 0));
+  return div(sum(mul(centered, centered), dims, keepdim), scalar_like(denom, x));
+}
+
+namespace {
+std::pair<Tensor, Tensor> max_min(const Tensor& x, int64_t dim_in, bool keepdim, bool find_max) {
+  const char* name = find_max ? "max" : "min";
+  check_defined(name, x);
+  check_cpu(name, {&x});
+  const int64_t dim = wrap_dim(dim_in, x.dim(), name);
+  CTXPOOL_CHECK(x.dim() == 0 || x.sizes()[dim] > 0, name, ": cannot reduce over dim ", dim,
+                " of size 0 (shape ", x.sizes(), ")");
+  const std::vector<int64_t> dims = x.dim() ? std::vector<int64_t>{dim} : std::vector<int64_t>{};
+  ReductionPlan p = plan_reduction(x, dims, name);
+  Tensor values = new_empty(p.kept_shape, x.dtype(), x.device());
+  Tensor indices = new_empty(p.kept_shape, kInt64, x.device());
+  cpu::max_rows(p.rows, values, indices, find_max);
+  if (keepdim) {
+    values = values.detach().reshape(p.keepdim_shape);
+    indices = indices.reshape(p.keepdim_shape);
+  }
+  if (!is_floating(x.dtype())) return {values, indices};
+  values = record(name, {x}, values,
+                  [in = x.sizes(), ks = p.keepdim_shape, idx = indices.reshape(p.keepdim_shape), dim,
+                   is0d = x.dim() == 0](const Tensor& g, const LambdaNode&) {
+    if (is0d) return Grads{g};
+    // The gradient goes to the position of the chosen element only.
+    return Grads{scatter_add(zeros(in, TensorOptions(g.dtype()).device(g.device())), dim, idx, g.reshape(ks))};
+  });
+  return {values, indices};
+}
+}  // namespace
+
+std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim) {
+  return max_min(x, dim, keepdim, true);
+}
+std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
+  return max_min(x, dim, keepdim, false);
+}
+Tensor max(const Tensor& x) {
+  check_defined("max", x);
+  CTXPOOL_CHECK(x.numel() > 0, "max: cannot take the max of an empty tensor (shape ", x.sizes(), ")");
+  return max_min(x.reshape({-1}), 0, false, true).first;
+}
+Tensor min(const Tensor& x) {
+  check_defined("min", x);
+  CTXPOOL_CHECK(x.numel() > 0, "min: cannot take the min of an empty tensor (shape ", x.sizes(), ")");
+  return max_min(x.reshape({-1}), 0, false, false).first;
+}
+Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return max_min(x, dim, keepdim, true).second; }
+
+Tensor sum_to_size(const Tensor& x, const Shape& sizes) {
+  if (x.sizes() == sizes) return x;
+  const int64_t lead = x.dim() - static_cast<int64_t>(sizes.size());
+  CTXPOOL_CHECK(lead >= 0, "sum_to_size: cannot sum ", x.sizes(), " to the larger shape ", sizes);
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (d < lead) {
+      dims.push_back(d);
+    } else if (sizes[d - lead] == 1 && x.sizes()[d] != 1) {
+      dims.push_back(d);
+    } else {
+      CTXPOOL_CHECK(sizes[d - lead] == x.sizes()[d], "sum_to_size: shape ", x.sizes(),
+                    " does not broadcast from ", sizes);
+    }
+  }
+  Tensor s = dims.empty() ? x : sum(x, dims, true);
+  return s.reshape(sizes);
+}
+
+}  // namespace ctxpool::ops
