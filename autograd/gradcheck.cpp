@@ -20,8 +20,8 @@ double* element(const Tensor& t, int64_t i) {
   return t.data_ptr<double>() + off;
 }
 
+// Runs f with grad mode on: f may itself call backward (gradgradcheck's first-derivative function).
 std::vector<std::vector<double>> flat_outputs(const FunctionN& f, const std::vector<Tensor>& in) {
-  NoGradGuard no_grad;
   std::vector<std::vector<double>> out;
   for (const Tensor& t : f(in)) out.push_back(t.to_vector<double>());
   return out;

@@ -48,14 +48,18 @@ Tensor empty(const Shape& sizes, const TensorOptions& o) {
   return t;
 }
 
-Tensor full(const Shape& sizes, double value, const TensorOptions& o) {
-  return build(sizes, o, "full", [&](auto* p, int64_t n) {
+namespace {
+Tensor filled(const Shape& sizes, double value, const TensorOptions& o, const char* op) {
+  return build(sizes, o, op, [&](auto* p, int64_t n) {
     using T = std::remove_pointer_t<decltype(p)>;
     std::fill(p, p + n, static_cast<T>(value));
   });
 }
-Tensor zeros(const Shape& sizes, const TensorOptions& o) { return full(sizes, 0.0, o); }
-Tensor ones(const Shape& sizes, const TensorOptions& o) { return full(sizes, 1.0, o); }
+}  // namespace
+
+Tensor full(const Shape& sizes, double value, const TensorOptions& o) { return filled(sizes, value, o, "full"); }
+Tensor zeros(const Shape& sizes, const TensorOptions& o) { return filled(sizes, 0.0, o, "zeros"); }
+Tensor ones(const Shape& sizes, const TensorOptions& o) { return filled(sizes, 1.0, o, "ones"); }
 Tensor scalar_tensor(double value, const TensorOptions& o) { return full({}, value, o); }
 
 Tensor arange(double start, double end, double step, const TensorOptions& o) {

@@ -20,8 +20,8 @@ Tensor embedding_backward(const Tensor& g, const Tensor& indices, int64_t num_ro
   const int64_t d = g.sizes().back();
   Tensor out = new_empty({num_rows, d}, g.dtype(), g.device());
   cpu::embedding_backward(g.detach().reshape({-1, d}).contiguous(), indices.reshape({-1}).contiguous(), out);
-  return record("embedding_backward", {g}, out, [indices](const Tensor& gg, const LambdaNode&) {
-    return Grads{embedding(gg, indices)};
+  return record("embedding_backward", {g}, out, [indices, gs = g.sizes()](const Tensor& gg, const LambdaNode&) {
+    return Grads{embedding(gg, indices).reshape(gs)};
   });
 }
 

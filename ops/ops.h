@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/random.h"
 #include "core/tensor.h"
 
 namespace ctxpool::ops {

@@ -1,0 +1,46 @@
+// CUDA tests: skipped cleanly when no device is present (CI and most development machines).
+#include "cuda/cuda_api.h"
+#include "helpers/test_utils.h"
+
+using namespace ctxpool;
+using namespace ctxpool::testing;
+
+TEST(Cuda, DeviceQueryNeverThrows) {
+  const int n = ops::cuda_device_count();
+  EXPECT_GE(n, 0);
+  EXPECT_EQ(ops::cuda_is_available(), n > 0);
+  EXPECT_FALSE(cuda::device_description(0).empty());
+  if (!cuda::built_with_cuda()) {
+    EXPECT_EQ(n, 0);
+    EXPECT_ERROR_WITH(zeros({2}, cuda_device()), "cuda", "without CUDA");
+  }
+}
+
+TEST(Cuda, RoundTripAndFill) {
+  if (!ops::cuda_is_available()) GTEST_SKIP() << "no CUDA device: " << cuda::device_description(0);
+  Tensor h = arange(10, kFloat32);
+  Tensor d = h.to(cuda_device());
+  EXPECT_TRUE(d.is_cuda());
+  expect_values(d.cpu(), h.to_vector<double>());
+  d.fill_(3.0);
+  expect_values(d.cpu(), std::vector<double>(10, 3.0));
+  expect_values(zeros({4}, TensorOptions(kFloat64).device(cuda_device())).cpu(), {0, 0, 0, 0});
+  manual_seed(1);
+  const auto cpu_values = randn({8}).to_vector<float>();
+  manual_seed(1);
+  EXPECT_EQ(randn({8}, cuda_device()).to_vector<float>(), cpu_values);  // same stream on both
+}
+
+TEST(Cuda, OpsNotYetOnCudaSaySo) {
+  if (!ops::cuda_is_available()) GTEST_SKIP() << "no CUDA device";
+  Tensor d = ones({2}).to(cuda_device());
+  EXPECT_ERROR_WITH(ops::exp(d), "exp", "not implemented on cuda:0");
+}
+
+TEST(Cuda, GradientFlowsThroughDeviceCopies) {
+  if (!ops::cuda_is_available()) GTEST_SKIP() << "no CUDA device";
+  Tensor x = param({3});
+  Tensor y = x.to(cuda_device()).cpu();
+  (y * 2.0).sum().backward();
+  expect_values(x.grad(), {2, 2, 2});
+}
