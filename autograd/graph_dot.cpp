@@ -25,9 +25,10 @@ std::string to_dot(const Tensor& t) {
     stack.pop_back();
     const int id = ids[n];
     if (auto* acc = dynamic_cast<const AccumulateGrad*>(n)) {
-      const std::string& name = acc->leaf()->name;
-      os << "  n" << id << " [shape=box, style=filled, fillcolor=lightgrey, label=\""
-         << (name.empty() ? "leaf" : name) << "\\n" << shape_str(acc->leaf()->sizes) << "\"];\n";
+      const auto leaf = acc->leaf();
+      const std::string name = leaf && !leaf->name.empty() ? leaf->name : "leaf";
+      os << "  n" << id << " [shape=box, style=filled, fillcolor=lightgrey, label=\"" << name
+         << "\\n" << (leaf ? shape_str(leaf->sizes) : "freed") << "\"];\n";
     } else {
       os << "  n" << id << " [shape=ellipse, label=\"" << n->name() << "\"];\n";
     }

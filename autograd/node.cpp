@@ -35,21 +35,30 @@ uint32_t Node::add_output(const Tensor& output) {
   return static_cast<uint32_t>(outputs_.size() - 1);
 }
 
-AccumulateGrad::AccumulateGrad(std::shared_ptr<TensorImpl> leaf)
-    : Node("AccumulateGrad"), leaf_(std::move(leaf)) {
-  Tensor t(leaf_);
-  add_output(t);
+AccumulateGrad::AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf)
+    : Node("AccumulateGrad"), leaf_(leaf) {
+  add_output(Tensor(leaf));
 }
 
 std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grad_outputs) {
-  Tensor g = grad_outputs.at(0);
-  if (!g.defined()) return {};
+  Tensor g = std::move(grad_outputs.at(0));
   // Without create_graph the accumulated gradient is a plain value; with it, it keeps its graph so
   // that a second backward can differentiate through it.
-  if (!GradMode::is_enabled()) g = g.detach();
-  Tensor leaf(leaf_);
+  std::shared_ptr<TensorImpl> impl = leaf_.lock();
+  if (!g.defined() || !impl) return {};
+  Tensor leaf(impl);
   Tensor old = leaf.grad();
-  leaf.set_grad(old.defined() ? old.add(g) : g);
+  if (old.defined()) {
+    leaf.set_grad(old.add(g));
+  } else if (GradMode::is_enabled()) {
+    leaf.set_grad(g.clone());  // create_graph: keep the graph, but own the memory
+  } else {
+    // A gradient buffer may be shared (add's backward passes g through to both inputs): own a copy
+    // unless nothing else holds it, so in-place updates of one .grad() never touch another.
+    const bool sole_owner = g.impl().use_count() == 1 && g.impl()->storage.use_count() == 1 &&
+                            g.is_contiguous();
+    leaf.set_grad(sole_owner ? g.detach() : g.detach().clone());
+  }
   return {};
 }
 

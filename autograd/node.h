@@ -62,14 +62,16 @@ class Node : public std::enable_shared_from_this<Node> {
 };
 
 // The sink for a leaf tensor that requires grad: adds the incoming gradient into leaf.grad().
+// It refers to the leaf weakly: a leaf nobody holds needs no gradient, and a strong reference would
+// make a cycle leaf -> grad -> graph -> AccumulateGrad -> leaf under create_graph.
 class AccumulateGrad : public Node {
  public:
-  explicit AccumulateGrad(std::shared_ptr<TensorImpl> leaf);
+  explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf);
   std::vector<Tensor> apply(std::vector<Tensor>&& grad_outputs) override;
-  const std::shared_ptr<TensorImpl>& leaf() const { return leaf_; }
+  std::shared_ptr<TensorImpl> leaf() const { return leaf_.lock(); }
 
  private:
-  std::shared_ptr<TensorImpl> leaf_;
+  std::weak_ptr<TensorImpl> leaf_;
 };
 
 // Where the gradient of `t` must be sent: its grad_fn, its leaf accumulator, or nowhere.

@@ -185,6 +185,7 @@ TEST(Engine, BackwardWithCreateGraphAccumulatesDifferentiableGrad) {
   EXPECT_TRUE(g.requires_grad());
   auto gg = autograd::grad({g.sum()}, {x});
   expect_values(gg[0], {6.0, 12.0}, 1e-12);
+  x.set_grad(Tensor());  // break the x -> grad -> graph -> x cycle (see below)
 }
 
 TEST(Engine, ToDotDescribesTheGraph) {
@@ -198,4 +199,31 @@ TEST(Engine, ToDotDescribesTheGraph) {
   EXPECT_NE(dot.find("tanh"), std::string::npos);
   EXPECT_NE(dot.find("matmul"), std::string::npos);
   EXPECT_NE(dot.find("sum"), std::string::npos);
+}
+
+TEST(Engine, LeafGradsNeverShareMemory) {
+  // add's backward hands the same gradient to both inputs; each leaf must own its .grad().
+  Tensor a = param({3}), b = param({3});
+  Tensor out = a + b;
+  Tensor upstream = ones({3}, kFloat64);
+  out.backward(upstream);
+  {
+    NoGradGuard no_grad;
+    a.grad().mul_(5.0);
+  }
+  expect_values(b.grad(), {1, 1, 1});
+  expect_values(upstream, {1, 1, 1});
+}
+
+TEST(Engine, CreateGraphCycleIsBrokenByClearingGrad) {
+  // As in PyTorch, backward(create_graph=true) makes x.grad() hold a graph that saved x: a cycle.
+  // Clearing the gradient breaks it (autograd::grad() avoids it altogether).
+  std::weak_ptr<TensorImpl> watch;
+  {
+    Tensor x = param({2});
+    watch = x.impl();
+    (x * x * x).sum().backward({}, false, true);
+    x.set_grad(Tensor());
+  }
+  EXPECT_TRUE(watch.expired());
 }

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Sets up a fresh Debian 12 machine for ctxpool and builds it. Idempotent: packages already installed
+# are not reinstalled, an existing build directory is reused, and ninja rebuilds only what changed.
+#
+#   scripts/setup.sh            # Release build in build/
+#   BUILD_DIR=out scripts/setup.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+ensure_packages cmake g++ ninja-build pkg-config libgtest-dev nlohmann-json3-dev libopenblas-openmp-dev
+build_tree "${BUILD_DIR:-build}" -DCMAKE_BUILD_TYPE=Release

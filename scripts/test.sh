@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite the way CI does: set up and build (scripts/setup.sh), run ctest; then
+# build the CPU library and tests with AddressSanitizer + UndefinedBehaviorSanitizer and run ctest
+# again, so that a memory error fails the run.
+#
+#   scripts/test.sh              # both passes
+#   SANITIZE=0 scripts/test.sh   # skip the sanitizer pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+
+scripts/setup.sh
+log "ctest (build/)"
+ctest --test-dir build --output-on-failure -j "$(nproc)"
+
+if [ "${SANITIZE:-1}" != "0" ]; then
+  build_tree build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCTXPOOL_SANITIZE=ON -DCTXPOOL_CUDA=OFF
+  log "ctest under ASan + UBSan (build-asan/)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$(nproc)"
+fi
+log "all tests passed"
