@@ -64,6 +64,8 @@ Tensor scalar_tensor(double value, const TensorOptions& o) { return full({}, val
 
 Tensor arange(double start, double end, double step, const TensorOptions& o) {
   CTXPOOL_CHECK(step != 0, "arange: step must be non-zero");
+  CTXPOOL_CHECK(std::isfinite(start) && std::isfinite(end) && std::isfinite(step),
+                "arange: start, end and step must be finite, got ", start, ", ", end, ", ", step);
   const int64_t n = std::max<int64_t>(0, static_cast<int64_t>(std::ceil((end - start) / step)));
   return build({n}, o, "arange", [&](auto* p, int64_t count) {
     using T = std::remove_pointer_t<decltype(p)>;

@@ -91,6 +91,8 @@ Tensor scatter_add(const Tensor& x, int64_t dim_in, const Tensor& index, const T
 Tensor one_hot(const Tensor& indices, int64_t num_classes, DType dtype) {
   check_defined("one_hot", indices);
   CTXPOOL_CHECK(indices.dtype() == kInt64, "one_hot: indices must be int64, got ", indices.dtype());
+  CTXPOOL_CHECK(num_classes > 0, "one_hot: num_classes must be positive, got ", num_classes);
+  check_indices_in_range("one_hot", indices, num_classes, "num_classes");
   Shape sizes = indices.sizes();
   sizes.push_back(num_classes);
   const Tensor idx = unsqueeze(indices, -1);

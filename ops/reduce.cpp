@@ -66,6 +66,7 @@ Tensor expand_grad(const Tensor& g, const Shape& keepdim_shape, const Shape& in_
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   check_defined("sum", x);
   check_cpu("sum", {&x});
+  if (x.dtype() == kBool) return sum(x.to(kInt64), dims_in, keepdim);  // count, as torch does
   const std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "sum");
   ReductionPlan p = plan_reduction(x, dims, "sum");
   Tensor out = new_empty(p.kept_shape, x.dtype(), x.device());

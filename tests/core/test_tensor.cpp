@@ -1,3 +1,4 @@
+#include <cmath>
 #include <sstream>
 
 #include "core/parallel.h"
@@ -39,6 +40,7 @@ TEST(Tensor, BadFactoryInputsAreErrors) {
   EXPECT_ERROR_WITH(zeros({2, -1}), "zeros", "non-negative");
   EXPECT_ERROR_WITH(tensor({1.0, 2.0, 3.0}, {2, 2}), "3 values", "[2, 2]");
   EXPECT_ERROR_WITH(randn({2}, kInt64), "randn", "int64");
+  EXPECT_ERROR_WITH(arange(0.0, 1.0, NAN), "arange", "finite");
   EXPECT_ERROR_WITH(ones({2, 2}).item(), "item", "[2, 2]");
   EXPECT_ERROR_WITH(ones({2}).at({2}), "at", "out of range");
   EXPECT_ERROR_WITH(Tensor().sizes(), "undefined");

@@ -32,6 +32,7 @@ TEST(GatherScatter, Values) {
   EXPECT_ERROR_WITH(ops::gather(x, 1, tensor({3.0, 0.0}, {2, 1}, kInt64)), "gather", "index 3");
   EXPECT_ERROR_WITH(ops::gather(x, 1, tensor({1.0}, kInt64)), "gather", "as many dims");
   EXPECT_ERROR_WITH(ops::gather(x, 2, idx), "gather", "out of range");
+  EXPECT_ERROR_WITH(ops::one_hot(tensor({3.0}, kInt64), 3), "one_hot", "index 3", "size 3");
 }
 
 TEST(IndexGrad, Gradchecks) {

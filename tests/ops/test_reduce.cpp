@@ -17,6 +17,9 @@ TEST(Reduce, SumMeanVarValues) {
   expect_values(a.var({1}, false, 0), {2.0 / 3, 2.0 / 3});
   expect_values(a.t().sum({1}), {5, 7, 9});
   expect_values(arange(6, kInt64).reshape({2, 3}).sum({1}), {3, 12});
+  Tensor mask = ops::gt(arange(300), scalar_tensor(10.0));
+  EXPECT_EQ(mask.sum().dtype(), kInt64);
+  EXPECT_EQ(mask.sum().item(), 289.0);  // counts past 255: no uint8 overflow
 }
 
 TEST(Reduce, MaxMinWithIndices) {
