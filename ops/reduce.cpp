@@ -68,11 +68,29 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   check_cpu("sum", {&x});
   if (x.dtype() == kBool) return sum(x.to(kInt64), dims_in, keepdim);  // count, as torch does
   const std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "sum");
-  ReductionPlan p = plan_reduction(x, dims, "sum");
-  Tensor out = new_empty(p.kept_shape, x.dtype(), x.device());
-  cpu::sum_rows(p.rows, out);
-  if (keepdim) out = out.detach().reshape(p.keepdim_shape);
-  return record("sum", {x}, out, [ks = p.keepdim_shape, in = x.sizes()](const Tensor& g, const LambdaNode&) {
+  Shape kept_shape, keepdim_shape = x.sizes();
+  for (int64_t d = 0; d < x.dim(); ++d) {
+    if (std::find(dims.begin(), dims.end(), d) == dims.end()) kept_shape.push_back(x.sizes()[d]);
+    else keepdim_shape[d] = 1;
+  }
+  Tensor out = new_empty(kept_shape, x.dtype(), x.device());
+  const bool consecutive = !dims.empty() && dims.back() - dims.front() + 1 == static_cast<int64_t>(dims.size());
+  if (x.is_contiguous() && consecutive) {
+    // Reduced dims in one block: view x as [outer, reduce, inner] and sum in place, no copy.
+    int64_t outer = 1, reduce = 1, inner = 1;
+    for (int64_t d = 0; d < x.dim(); ++d) (d < dims.front() ? outer : d > dims.back() ? inner : reduce) *= x.sizes()[d];
+    const Tensor flat = x.detach();
+    if (inner == 1) {
+      cpu::sum_rows(make_view(flat, {outer, reduce}, {reduce, 1}, flat.storage_offset()), out);
+    } else {
+      cpu::sum_middle(flat, outer, reduce, inner, out);
+    }
+  } else {
+    ReductionPlan p = plan_reduction(x, dims, "sum");
+    cpu::sum_rows(p.rows, out);
+  }
+  if (keepdim) out = out.detach().reshape(keepdim_shape);
+  return record("sum", {x}, out, [ks = keepdim_shape, in = x.sizes()](const Tensor& g, const LambdaNode&) {
     return Grads{expand_grad(g, ks, in)};
   });
 }

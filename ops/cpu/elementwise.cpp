@@ -1,6 +1,7 @@
 // Elementwise CPU kernels: unary math, binary arithmetic and comparisons, where, clamp, copy, fill.
 #include <cmath>
 
+#include "ops/cpu/fast_math.h"
 #include "ops/cpu/kernels.h"
 #include "ops/cpu/loops.h"
 
@@ -19,25 +20,25 @@ T unary_value(UnaryOp op, T x) {
   constexpr T kTanhA = T(0.044715);
   switch (op) {
     case UnaryOp::Neg: return -x;
-    case UnaryOp::Exp: return std::exp(x);
+    case UnaryOp::Exp: return exp_of(x);
     case UnaryOp::Log: return std::log(x);
     case UnaryOp::Sqrt: return std::sqrt(x);
     case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
-    case UnaryOp::Tanh: return std::tanh(x);
-    case UnaryOp::Sigmoid: return T(1) / (T(1) + std::exp(-x));
+    case UnaryOp::Tanh: return tanh_of(x);
+    case UnaryOp::Sigmoid: return T(1) / (T(1) + exp_of(-x));
     case UnaryOp::Relu: return x > T(0) ? x : T(0);
     case UnaryOp::Abs: return std::abs(x);
     case UnaryOp::Sign: return T((x > T(0)) - (x < T(0)));
-    case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + std::erf(x / kSqrt2));
+    case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + erf_of(x / kSqrt2));
     case UnaryOp::GeluTanh: {
       const T u = kTanhC * (x + kTanhA * x * x * x);
-      return T(0.5) * x * (T(1) + std::tanh(u));
+      return T(0.5) * x * (T(1) + tanh_of(u));
     }
     case UnaryOp::GeluErfGrad:
-      return T(0.5) * (T(1) + std::erf(x / kSqrt2)) + x * kInvSqrt2Pi * std::exp(T(-0.5) * x * x);
+      return T(0.5) * (T(1) + erf_of(x / kSqrt2)) + x * kInvSqrt2Pi * exp_of(T(-0.5) * x * x);
     case UnaryOp::GeluTanhGrad: {
       const T u = kTanhC * (x + kTanhA * x * x * x);
-      const T t = std::tanh(u);
+      const T t = tanh_of(u);
       return T(0.5) * (T(1) + t) +
              T(0.5) * x * (T(1) - t * t) * kTanhC * (T(1) + T(3) * kTanhA * x * x);
     }

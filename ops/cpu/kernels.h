@@ -30,6 +30,9 @@ void fill(const Tensor& dst, double value);
 
 // x contiguous [rows, cols] -> out [rows]: the sum of each row (float accumulated in double).
 void sum_rows(const Tensor& x, const Tensor& out);
+// x contiguous [outer, reduce, inner] -> out [outer, inner]: sums over the middle dim without moving
+// data (the backward of a broadcast bias, sums over the batch).
+void sum_middle(const Tensor& x, int64_t outer, int64_t reduce, int64_t inner, const Tensor& out);
 // x contiguous [rows, cols] -> values [rows], indices int64 [rows] of the first max (or min).
 void max_rows(const Tensor& x, const Tensor& values, const Tensor& indices, bool find_max);
 

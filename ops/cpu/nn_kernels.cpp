@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/parallel.h"
+#include "ops/cpu/fast_math.h"
 #include "ops/cpu/kernels.h"
 
 namespace ctxpool::cpu {
@@ -27,11 +28,8 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
         T mx = -std::numeric_limits<T>::infinity();
         for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, in[c]);
         if (mx == -std::numeric_limits<T>::infinity()) mx = 0;  // all -inf: avoid inf - inf
-        double total = 0;
-        for (int64_t c = 0; c < cols; ++c) {
-          o[c] = std::exp(in[c] - mx);
-          total += o[c];
-        }
+        for (int64_t c = 0; c < cols; ++c) o[c] = exp_of(in[c] - mx);
+        const double total = sum_of(o, cols);
         if (log) {
           const T lse = static_cast<T>(std::log(total)) + mx;
           for (int64_t c = 0; c < cols; ++c) o[c] = in[c] - lse;
@@ -60,9 +58,7 @@ void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, 
     parallel_for(0, rows, row_grain(cols), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const T* in = xp + r * cols;
-        double s = 0;
-        for (int64_t c = 0; c < cols; ++c) s += in[c];
-        const double mu = s / cols;
+        const double mu = sum_of(in, cols) / cols;
         double ss = 0;  // two passes: exact even when the mean is large against the spread
         for (int64_t c = 0; c < cols; ++c) ss += (in[c] - mu) * (in[c] - mu);
         const double inv = 1.0 / std::sqrt(ss / cols + eps);

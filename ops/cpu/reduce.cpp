@@ -4,8 +4,9 @@
 #include <limits>
 #include <vector>
 
-#include "ops/cpu/kernels.h"
 #include "core/parallel.h"
+#include "ops/cpu/fast_math.h"
+#include "ops/cpu/kernels.h"
 
 namespace ctxpool::cpu {
 
@@ -30,11 +31,9 @@ void sum_rows(const Tensor& x, const Tensor& out) {
                  [&](int64_t b0, int64_t b1) {
                    for (int64_t rb = b0; rb < b1; ++rb) {
                      const int64_t r = rb / blocks, blk = rb % blocks;
-                     const T* row = xp + r * cols;
-                     const int64_t c1 = std::min(cols, (blk + 1) * kSumBlock);
-                     Acc acc = 0;
-                     for (int64_t c = blk * kSumBlock; c < c1; ++c) acc += static_cast<Acc>(row[c]);
-                     partial[rb] = acc;
+                     const int64_t c0 = blk * kSumBlock;
+                     const int64_t c1 = std::min(cols, c0 + kSumBlock);
+                     partial[rb] = sum_of(xp + r * cols + c0, c1 - c0);
                    }
                  });
     for (int64_t r = 0; r < rows; ++r) {
@@ -42,6 +41,32 @@ void sum_rows(const Tensor& x, const Tensor& out) {
       for (int64_t blk = 0; blk < blocks; ++blk) acc += partial[r * blocks + blk];
       op[r] = static_cast<T>(acc);
     }
+  });
+}
+
+// x [outer, reduce, inner] -> out [outer, inner]. Tiles of 256 columns accumulate in double, row by
+// row in order: vectorisable along the columns and deterministic.
+void sum_middle(const Tensor& x, int64_t outer, int64_t reduce, int64_t inner, const Tensor& out) {
+  constexpr int64_t kTile = 256;
+  const int64_t tiles = (inner + kTile - 1) / kTile;
+  CTXPOOL_DISPATCH_ALL(x.dtype(), "sum", [&] {
+    using T = scalar_t;
+    using Acc = std::conditional_t<std::is_floating_point_v<T>, double, int64_t>;
+    const T* xp = x.data_ptr<T>();
+    T* op = out.data_ptr<T>();
+    parallel_for(0, outer * tiles, 1, [&](int64_t t0, int64_t t1) {
+      Acc acc[kTile];
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t a = t / tiles, c0 = (t % tiles) * kTile;
+        const int64_t w = std::min(kTile, inner - c0);
+        for (int64_t c = 0; c < w; ++c) acc[c] = 0;
+        for (int64_t r = 0; r < reduce; ++r) {
+          const T* row = xp + (a * reduce + r) * inner + c0;
+          for (int64_t c = 0; c < w; ++c) acc[c] += static_cast<Acc>(row[c]);
+        }
+        for (int64_t c = 0; c < w; ++c) op[a * inner + c0 + c] = static_cast<T>(acc[c]);
+      }
+    });
   });
 }
 

@@ -1,0 +1,71 @@
+// Op benchmarks: forward (+ backward where marked) of the ops a transformer LM spends its time in,
+// at LM-like sizes. Prints one "name<TAB>milliseconds" line per case (median of the repetitions);
+// bench/run_ops.py runs the same cases in PyTorch and prints the ratios.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "core/parallel.h"
+#include "ops/ops.h"
+
+using namespace ctxpool;
+
+namespace {
+
+double median_ms(const std::function<void()>& fn, int reps) {
+  fn();  // warm-up
+  std::vector<double> times;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    const auto t1 = std::chrono::steady_clock::now();
+    times.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+Tensor leaf(const Shape& s) { return randn(s).requires_grad_(true); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const std::string only = argc > 1 ? argv[1] : "";
+  manual_seed(0);
+  struct Case {
+    std::string name;
+    std::function<void()> fn;
+  };
+  // Sizes of the base LM config: batch 32 x context 128 tokens, d_model 128, 4 heads, MLP 512.
+  const int64_t N = 32 * 128, D = 128, H = 512, V = 65;
+  Tensor a512 = randn({512, 512}), b512 = randn({512, 512});
+  Tensor x = leaf({N, D}), w1 = leaf({D, H}), hid = leaf({N, H}), bias = leaf({H});
+  Tensor ln_w = leaf({D}), ln_b = leaf({D});
+  Tensor scores = leaf({32 * 4, 128, 128});
+  Tensor q = leaf({32, 4, 128, 32}), k = leaf({32, 4, 128, 32});
+  Tensor logits = leaf({N, V});
+  Tensor target = ops::argmax(randn({N, V}), 1);
+
+  std::vector<Case> cases = {
+      {"matmul 512x512x512 fwd", [&] { NoGradGuard g; ops::matmul(a512, b512); }},
+      {"linear 4096x128 @ 128x512 fwd+bwd", [&] { ops::matmul(x, w1).sum().backward(); }},
+      {"bmm attention scores q@k^T fwd+bwd", [&] { ops::matmul(q, k.transpose(-1, -2)).sum().backward(); }},
+      {"add bias [4096,512]+[512] fwd+bwd", [&] { ops::add(hid, bias).sum().backward(); }},
+      {"gelu tanh [4096,512] fwd+bwd", [&] { ops::gelu(hid, "tanh").sum().backward(); }},
+      {"softmax [128,128,128] fwd+bwd", [&] { ops::softmax(scores, -1).mul(scores).sum().backward(); }},
+      {"layer_norm [4096,128] fwd+bwd", [&] { ops::layer_norm(x, {D}, ln_w, ln_b).mul(x).sum().backward(); }},
+      {"cross_entropy [4096,65] fwd+bwd", [&] { ops::cross_entropy(logits, target).backward(); }},
+      {"sum [4096,512] fwd", [&] { NoGradGuard g; ops::sum(hid, {1}); }},
+  };
+  std::printf("# ctxpool ops, %d threads\n", get_num_threads());
+  for (const Case& c : cases) {
+    if (!only.empty() && c.name.find(only) == std::string::npos) continue;
+    std::printf("%s\t%.3f\n", c.name.c_str(), median_ms(c.fn, 20));
+    std::fflush(stdout);
+  }
+  return 0;
+}

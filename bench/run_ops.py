@@ -1,0 +1,90 @@
+#!/usr/bin/python3
+"""Runs bench_ops (ctxpool) and the same cases in PyTorch (CPU) in one go; prints a Markdown table
+with both times and the ratio ctxpool / PyTorch (below 1: ctxpool is faster).
+
+    LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp /usr/bin/python3 bench/run_ops.py build/bench/bench_ops
+
+Both sides use the same thread count (CTXPOOL_NUM_THREADS / torch.set_num_threads, default 2).
+Debian's PyTorch uses the reference BLAS unless LD_LIBRARY_PATH points at OpenBLAS's OpenMP build.
+"""
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+THREADS = int(os.environ.get("CTXPOOL_NUM_THREADS", "2"))
+torch.set_num_threads(THREADS)
+torch.manual_seed(0)
+
+
+def median_ms(fn, reps=20):
+    fn()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def leaf(*shape):
+    return torch.randn(*shape).requires_grad_(True)
+
+
+def torch_cases():
+    N, D, H, V = 32 * 128, 128, 512, 65
+    a512, b512 = torch.randn(512, 512), torch.randn(512, 512)
+    x, w1, hid, bias = leaf(N, D), leaf(D, H), leaf(N, H), leaf(H)
+    ln_w, ln_b = leaf(D), leaf(D)
+    scores = leaf(32 * 4, 128, 128)
+    q, k = leaf(32, 4, 128, 32), leaf(32, 4, 128, 32)
+    logits = leaf(N, V)
+    target = torch.randn(N, V).argmax(1)
+    F = torch.nn.functional
+
+    def no_grad(fn):
+        def run():
+            with torch.no_grad():
+                fn()
+        return run
+
+    return {
+        "matmul 512x512x512 fwd": no_grad(lambda: a512 @ b512),
+        "linear 4096x128 @ 128x512 fwd+bwd": lambda: (x @ w1).sum().backward(),
+        "bmm attention scores q@k^T fwd+bwd": lambda: (q @ k.transpose(-1, -2)).sum().backward(),
+        "add bias [4096,512]+[512] fwd+bwd": lambda: (hid + bias).sum().backward(),
+        "gelu tanh [4096,512] fwd+bwd": lambda: F.gelu(hid, approximate="tanh").sum().backward(),
+        "softmax [128,128,128] fwd+bwd": lambda: (F.softmax(scores, -1) * scores).sum().backward(),
+        "layer_norm [4096,128] fwd+bwd": lambda: (F.layer_norm(x, (D,), ln_w, ln_b) * x).sum().backward(),
+        "cross_entropy [4096,65] fwd+bwd": lambda: F.cross_entropy(logits, target).backward(),
+        "sum [4096,512] fwd": no_grad(lambda: hid.sum(1)),
+    }
+
+
+def main():
+    binary = sys.argv[1] if len(sys.argv) > 1 else "build/bench/bench_ops"
+    env = dict(os.environ, CTXPOOL_NUM_THREADS=str(THREADS))
+    out = subprocess.run([binary], check=True, capture_output=True, text=True, env=env).stdout
+    ours = {}
+    for line in out.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        name, ms = line.rsplit("\t", 1)
+        ours[name] = float(ms)
+    print(f"threads: {THREADS}; torch {torch.__version__}, BLAS: "
+          f"{'openblas-openmp' if 'openblas-openmp' in os.environ.get('LD_LIBRARY_PATH', '') else 'default'}")
+    print()
+    print("| case | ctxpool ms | PyTorch ms | ratio |")
+    print("|---|---:|---:|---:|")
+    for name, fn in torch_cases().items():
+        ref = median_ms(fn)
+        mine = ours.get(name)
+        ratio = f"{mine / ref:.2f}" if mine is not None else "-"
+        print(f"| {name} | {mine if mine is not None else '-':} | {ref:.3f} | {ratio} |")
+
+
+if __name__ == "__main__":
+    main()
