@@ -117,6 +117,12 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 // Zeroes each element with probability p and scales the rest by 1/(1-p); identity unless training.
 Tensor dropout(const Tensor& x, double p, bool training = true);
 
+// Attention ([..., T, D] queries, [..., S, D] keys, [..., S, Dv] values -> [..., T, Dv]):
+// softmax(scale * q k^T) v, one fused op with its own backward. causal: query i sees keys j <= i.
+// scale <= 0 means 1 / sqrt(D).
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                                    bool causal = false, double scale = -1.0);
+
 enum class Reduction { None, Mean, Sum };
 // logits [N, C], target int64 [N]. Fused log_softmax + negative log likelihood. Targets equal to
 // ignore_index contribute nothing (and are left out of the mean).

@@ -12,7 +12,7 @@ namespace ctxpool::cpu {
 
 // exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln(2)/2; exp(r) by a degree-6 polynomial
 // (Cephes' minimax coefficients). ln 2 is split in two parts so that r is exact.
-inline float fast_exp(float x) {
+[[gnu::always_inline]] inline float fast_exp(float x) {
   // Plain comparisons instead of fmin/fmax/floor: they compile to vector instructions on any x86-64.
   float c = x < -87.33f ? -87.33f : x;
   c = c > 88.7228f ? 88.7228f : c;
@@ -39,7 +39,7 @@ inline float fast_exp(float x) {
 
 // tanh: an odd Taylor polynomial near 0 (where 1 - e^{-2|x|} would cancel), else
 // sign(x) (1 - e) / (1 + e) with e = exp(-2|x|).
-inline float fast_tanh(float x) {
+[[gnu::always_inline]] inline float fast_tanh(float x) {
   const float ax = x < 0.0f ? -x : x;
   const float x2 = x * x;
   float p = -929569.0f / 638512875.0f;
@@ -59,7 +59,7 @@ inline float fast_tanh(float x) {
 
 // erf by Abramowitz & Stegun 7.1.26 (absolute error <= 1.5e-7): good for gelu, where it is added
 // to 1; not exported as a general erf.
-inline float fast_erf(float x) {
+[[gnu::always_inline]] inline float fast_erf(float x) {
   const float ax = x < 0.0f ? -x : x;
   const float t = 1.0f / (1.0f + 0.3275911f * ax);
   float p = 1.061405429f;

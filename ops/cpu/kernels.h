@@ -47,6 +47,11 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log);
 // x contiguous [rows, cols] -> y [rows, cols], mean [rows], rstd [rows]; weight/bias [cols] optional.
 void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
                      const Tensor& y, const Tensor& mean, const Tensor& rstd);
+// Attention probabilities in place: scores [rows = batch * T, S] -> softmax(scale * scores) per row;
+// with causal, row i of each query block (i = row % T) sees keys j <= i only (others become 0).
+void attention_softmax_rows(const Tensor& scores, int64_t t, double scale, bool causal);
+// p, dp [rows, S] -> dp := scale * p * (dp - sum(p * dp)) per row (the softmax backward, in place).
+void softmax_backward_rows(const Tensor& p, const Tensor& dp, double scale);
 // logits contiguous [N, C], target [N] -> loss [N] (0 where target == ignore_index).
 void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                         const Tensor& loss);

@@ -2,6 +2,7 @@
 // Each works on contiguous [rows, cols] data, one row per task, so results do not depend on threads.
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "core/parallel.h"
 #include "ops/cpu/fast_math.h"
@@ -37,6 +38,55 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
           const T inv = static_cast<T>(1.0 / total);
           for (int64_t c = 0; c < cols; ++c) o[c] *= inv;
         }
+      }
+    });
+  });
+}
+
+// scores [rows, S] -> probabilities, in place
+void attention_softmax_rows(const Tensor& scores, int64_t t, double scale, bool causal) {
+  const int64_t s_len = scores.sizes().back();
+  const int64_t rows = s_len ? scores.numel() / s_len : 0;
+  CTXPOOL_DISPATCH_FLOAT(scores.dtype(), "attention", [&] {
+    using T = scalar_t;
+    T* base = scores.data_ptr<T>();
+    const T sc = static_cast<T>(scale);
+    parallel_for(0, rows, row_grain(s_len), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* row = base + r * s_len;
+        const int64_t valid = causal ? std::min(s_len, r % t + 1) : s_len;
+        T mx = -std::numeric_limits<T>::infinity();
+        for (int64_t c = 0; c < valid; ++c) {
+          row[c] *= sc;
+          mx = std::max(mx, row[c]);
+        }
+        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
+        for (int64_t c = 0; c < valid; ++c) row[c] = exp_of(row[c] - mx);
+        const T inv = static_cast<T>(1.0 / sum_of(row, valid));
+        for (int64_t c = 0; c < valid; ++c) row[c] *= inv;
+        for (int64_t c = valid; c < s_len; ++c) row[c] = 0;
+      }
+    });
+  });
+}
+
+// p, dp [rows, S] -> dp := scale * p * (dp - <p, dp>)
+void softmax_backward_rows(const Tensor& p, const Tensor& dp, double scale) {
+  const int64_t s_len = p.sizes().back();
+  const int64_t rows = s_len ? p.numel() / s_len : 0;
+  CTXPOOL_DISPATCH_FLOAT(p.dtype(), "attention backward", [&] {
+    using T = scalar_t;
+    const T* pp = p.data_ptr<T>();
+    T* dpp = dp.data_ptr<T>();
+    const T sc = static_cast<T>(scale);
+    parallel_for(0, rows, row_grain(s_len), [&](int64_t r0, int64_t r1) {
+      std::vector<T> prod(s_len);
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* prow = pp + r * s_len;
+        T* drow = dpp + r * s_len;
+        for (int64_t c = 0; c < s_len; ++c) prod[c] = prow[c] * drow[c];
+        const T dot = static_cast<T>(sum_of(prod.data(), s_len));
+        for (int64_t c = 0; c < s_len; ++c) drow[c] = sc * prow[c] * (drow[c] - dot);
       }
     });
   });

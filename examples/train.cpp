@@ -1,0 +1,92 @@
+// ctxpool-train: train a model from a JSON config.
+//
+//   ctxpool-train --config examples/configs/lm_shakespeare_base.json
+//   ctxpool-train --config CONFIG --steps 200 --run-dir runs/try --data my_corpus.txt
+//   ctxpool-train --resume --run-dir runs/try          # continue from its latest checkpoint
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "models/checkpoint.h"
+#include "models/trainer.h"
+
+using namespace ctxpool;
+
+namespace {
+
+void usage() {
+  std::puts(
+      "usage: ctxpool-train --config FILE [options]\n"
+      "       ctxpool-train --resume --run-dir DIR [options]\n"
+      "options (override the config):\n"
+      "  --steps N            total optimizer steps\n"
+      "  --data PATH          text corpus (any file of bytes)\n"
+      "  --run-dir DIR        where metrics.jsonl and checkpoints go\n"
+      "  --eval-interval N    evaluate every N steps (0: at the end)\n"
+      "  --max-eval-windows N evaluate on at most N validation windows (0: all)\n"
+      "  --stop-after N       stop after N steps with a checkpoint (as if interrupted)\n"
+      "  --threads N          CPU threads\n"
+      "  --seed N\n"
+      "  --resume             continue from the run directory's latest checkpoint");
+}
+
+int64_t to_int(const char* flag, const char* v) {
+  char* end = nullptr;
+  const long long n = std::strtoll(v, &end, 10);
+  CTXPOOL_CHECK(end && *end == '\0' && n >= 0, "ctxpool-train: ", flag, " needs a non-negative integer, got '", v, "'");
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    std::string config_path, run_dir;
+    bool resume = false;
+    nlohmann::json overrides = nlohmann::json::object();
+    for (int i = 1; i < argc; ++i) {
+      const std::string a = argv[i];
+      auto value = [&]() -> const char* {
+        CTXPOOL_CHECK(i + 1 < argc, "ctxpool-train: ", a, " needs a value");
+        return argv[++i];
+      };
+      if (a == "--help" || a == "-h") return usage(), 0;
+      else if (a == "--config") config_path = value();
+      else if (a == "--resume") resume = true;
+      else if (a == "--run-dir") run_dir = value();
+      else if (a == "--data") overrides["data"]["path"] = value();
+      else if (a == "--steps") overrides["train"]["steps"] = to_int("--steps", value());
+      else if (a == "--eval-interval") overrides["train"]["eval_interval"] = to_int("--eval-interval", value());
+      else if (a == "--max-eval-windows") overrides["train"]["max_eval_windows"] = to_int("--max-eval-windows", value());
+      else if (a == "--stop-after") overrides["train"]["stop_after"] = to_int("--stop-after", value());
+      else if (a == "--threads") overrides["train"]["threads"] = to_int("--threads", value());
+      else if (a == "--seed") overrides["train"]["seed"] = to_int("--seed", value());
+      else {
+        usage();
+        detail::fail("ctxpool-train: unknown argument '", a, "'");
+      }
+    }
+    nlohmann::json config;
+    if (!config_path.empty()) {
+      config = models::RunConfig::from_file(config_path).to_json();
+    } else {
+      CTXPOOL_CHECK(resume && !run_dir.empty(), "ctxpool-train: give --config FILE, or --resume with --run-dir DIR");
+      config = models::load_checkpoint(run_dir).sidecar.at("config");
+      config["train"]["stop_after"] = 0;
+    }
+    if (!run_dir.empty()) overrides["train"]["run_dir"] = run_dir;
+    config.merge_patch(overrides);
+    const models::RunConfig cfg = models::RunConfig::from_json(config);
+
+    models::Trainer trainer(cfg, resume);
+    if (trainer.step() > 0) std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
+    const double bpc = trainer.fit();
+    if (!std::isnan(bpc)) std::printf("final val_bpc %.4f\n", bpc);
+    std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
+    return 0;
+  } catch (const Error& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,92 @@
+#include "models/checkpoint.h"
+
+#include <cstdio>
+#include <filesystem>
+
+#include "core/file_io.h"
+#include "nn/serialize.h"
+
+namespace ctxpool::models {
+
+namespace fs = std::filesystem;
+
+namespace {
+constexpr const char* kFormat = "ctxpool-checkpoint-v1";
+
+std::string stem_for(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "ckpt-%06lld", static_cast<long long>(step));
+  return buf;
+}
+}  // namespace
+
+void save_checkpoint(const std::string& run_dir, const Checkpoint& ckpt, int keep_last) {
+  make_directories(run_dir);
+  const std::string stem = stem_for(ckpt.step);
+  std::map<std::string, Tensor> tensors;
+  for (const auto& [k, t] : ckpt.model) tensors["model." + k] = t;
+  for (const auto& [k, t] : ckpt.optimizer) tensors["optimizer." + k] = t;
+  const std::string bytes = nn::to_safetensors(tensors, {{"format", kFormat}, {"step", std::to_string(ckpt.step)}});
+  write_file_atomic(run_dir + "/" + stem + ".safetensors", bytes);
+
+  nlohmann::json side = ckpt.sidecar;
+  side["format"] = kFormat;
+  side["step"] = ckpt.step;
+  side["tensors"] = {{"file", stem + ".safetensors"}, {"bytes", bytes.size()}, {"fnv1a64", fnv1a_hex(bytes)}};
+  write_file_atomic(run_dir + "/" + stem + ".json", side.dump(2) + "\n");
+  write_file_atomic(run_dir + "/latest", stem + ".json\n");
+
+  // Drop older checkpoints beyond keep_last (only after `latest` points at the new one).
+  std::vector<std::string> stems;
+  for (const auto& e : fs::directory_iterator(run_dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("ckpt-", 0) == 0 && e.path().extension() == ".json") stems.push_back(e.path().stem().string());
+  }
+  std::sort(stems.begin(), stems.end());
+  for (size_t i = 0; i + keep_last < stems.size(); ++i) {
+    fs::remove(run_dir + "/" + stems[i] + ".json");
+    fs::remove(run_dir + "/" + stems[i] + ".safetensors");
+  }
+}
+
+bool has_checkpoint(const std::string& run_dir) { return file_exists(run_dir + "/latest"); }
+
+Checkpoint load_checkpoint(const std::string& path) {
+  std::string sidecar_path = path;
+  CTXPOOL_CHECK(fs::exists(path), "load_checkpoint: '", path, "' does not exist");
+  if (fs::is_directory(path)) {
+    CTXPOOL_CHECK(has_checkpoint(path), "load_checkpoint: no checkpoint in '", path, "' (no 'latest' file)");
+    std::string name = read_file(path + "/latest");
+    while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    sidecar_path = path + "/" + name;
+  }
+  const std::string dir = fs::path(sidecar_path).parent_path().string();
+  nlohmann::json side;
+  try {
+    side = nlohmann::json::parse(read_file(sidecar_path));
+  } catch (const nlohmann::json::exception& e) {
+    detail::fail("load_checkpoint: '", sidecar_path, "' is corrupted (not valid JSON: ", e.what(), ")");
+  }
+  CTXPOOL_CHECK(side.is_object() && side.value("format", "") == kFormat && side.contains("step") &&
+                    side.contains("tensors") && side["tensors"].contains("file"),
+                "load_checkpoint: '", sidecar_path, "' is not a ", kFormat, " sidecar");
+  const std::string tensor_path = (dir.empty() ? std::string(".") : dir) + "/" + side["tensors"]["file"].get<std::string>();
+  const std::string bytes = read_file(tensor_path);
+  const size_t want_bytes = side["tensors"].value("bytes", size_t(0));
+  CTXPOOL_CHECK(bytes.size() == want_bytes, "load_checkpoint: '", tensor_path, "' has ", bytes.size(),
+                " bytes but the checkpoint recorded ", want_bytes, " (truncated or replaced)");
+  CTXPOOL_CHECK(fnv1a_hex(bytes) == side["tensors"].value("fnv1a64", ""), "load_checkpoint: '", tensor_path,
+                "' does not match its recorded checksum (corrupted)");
+
+  Checkpoint ckpt;
+  ckpt.step = side["step"].get<int64_t>();
+  ckpt.sidecar = side;
+  for (auto& [name, t] : nn::from_safetensors(bytes, tensor_path)) {
+    if (name.rfind("model.", 0) == 0) ckpt.model[name.substr(6)] = t;
+    else if (name.rfind("optimizer.", 0) == 0) ckpt.optimizer[name.substr(10)] = t;
+    else detail::fail("load_checkpoint: unexpected tensor '", name, "' in '", tensor_path, "'");
+  }
+  return ckpt;
+}
+
+}  // namespace ctxpool::models

@@ -1,0 +1,158 @@
+#include "models/config.h"
+
+#include <set>
+
+#include "core/error.h"
+#include "core/file_io.h"
+
+namespace ctxpool::models {
+
+namespace {
+
+// Reads the keys of one JSON object, checking types; unknown keys are reported by finish().
+class Section {
+ public:
+  Section(const nlohmann::json& j, std::string name) : j_(j), name_(std::move(name)) {
+    CTXPOOL_CHECK(j.is_object(), "config: '", name_, "' must be an object, got ", j.type_name());
+  }
+  template <typename T>
+  void read(const char* key, T& into) {
+    seen_.insert(key);
+    if (!j_.contains(key)) return;
+    const nlohmann::json& v = j_.at(key);
+    const std::string path = name_ + "." + key;
+    if constexpr (std::is_same_v<T, bool>) {
+      CTXPOOL_CHECK(v.is_boolean(), "config: '", path, "' must be true or false, got ", v.type_name());
+    } else if constexpr (std::is_integral_v<T>) {
+      CTXPOOL_CHECK(v.is_number_integer(), "config: '", path, "' must be an integer, got ", v.dump());
+      CTXPOOL_CHECK(std::is_signed_v<T> || v.get<int64_t>() >= 0, "config: '", path, "' must be >= 0");
+    } else if constexpr (std::is_floating_point_v<T>) {
+      CTXPOOL_CHECK(v.is_number(), "config: '", path, "' must be a number, got ", v.type_name());
+    } else {
+      CTXPOOL_CHECK(v.is_string(), "config: '", path, "' must be a string, got ", v.type_name());
+    }
+    into = v.get<T>();
+  }
+  void finish() const {
+    for (auto it = j_.begin(); it != j_.end(); ++it)
+      CTXPOOL_CHECK(seen_.count(it.key()), "config: unknown key '", name_, ".", it.key(), "'");
+  }
+
+ private:
+  const nlohmann::json& j_;
+  std::string name_;
+  std::set<std::string> seen_;
+};
+
+}  // namespace
+
+RunConfig RunConfig::from_json(const nlohmann::json& j) {
+  RunConfig c;
+  CTXPOOL_CHECK(j.is_object(), "config: the top level must be a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    CTXPOOL_CHECK(k == "model" || k == "data" || k == "optim" || k == "schedule" || k == "train" || k == "comment",
+                  "config: unknown key '", k, "' (expected model, data, optim, schedule, train)");
+  }
+  if (j.contains("model")) {
+    Section s(j["model"], "model");
+    ModelConfig& m = c.model;
+    s.read("type", m.type);
+    s.read("vocab_size", m.vocab_size);
+    s.read("n_layers", m.n_layers);
+    s.read("d_model", m.d_model);
+    s.read("n_heads", m.n_heads);
+    s.read("d_mlp", m.d_mlp);
+    s.read("context", m.context);
+    s.read("dropout", m.dropout);
+    s.read("init_std", m.init_std);
+    s.read("gelu", m.gelu);
+    s.finish();
+  }
+  if (j.contains("data")) {
+    Section s(j["data"], "data");
+    s.read("path", c.data.path);
+    s.read("train_fraction", c.data.train_fraction);
+    s.read("validation_fraction", c.data.validation_fraction);
+    s.finish();
+  }
+  if (j.contains("optim")) {
+    Section s(j["optim"], "optim");
+    OptimConfig& o = c.optim;
+    s.read("type", o.type);
+    s.read("lr", o.lr);
+    s.read("beta1", o.beta1);
+    s.read("beta2", o.beta2);
+    s.read("eps", o.eps);
+    s.read("momentum", o.momentum);
+    s.read("weight_decay", o.weight_decay);
+    s.read("decay_matrices_only", o.decay_matrices_only);
+    s.read("grad_clip", o.grad_clip);
+    s.finish();
+  }
+  if (j.contains("schedule")) {
+    Section s(j["schedule"], "schedule");
+    s.read("warmup_steps", c.schedule.warmup_steps);
+    s.read("min_lr_ratio", c.schedule.min_lr_ratio);
+    s.finish();
+  }
+  if (j.contains("train")) {
+    Section s(j["train"], "train");
+    TrainConfig& t = c.train;
+    s.read("steps", t.steps);
+    s.read("batch_size", t.batch_size);
+    s.read("eval_interval", t.eval_interval);
+    s.read("eval_batch_size", t.eval_batch_size);
+    s.read("max_eval_windows", t.max_eval_windows);
+    s.read("log_interval", t.log_interval);
+    s.read("checkpoint_interval", t.checkpoint_interval);
+    s.read("stop_after", t.stop_after);
+    s.read("seed", t.seed);
+    s.read("threads", t.threads);
+    s.read("run_dir", t.run_dir);
+    s.finish();
+  }
+  const ModelConfig& m = c.model;
+  CTXPOOL_CHECK(m.type == "transformer_lm", "config: 'model.type' must be \"transformer_lm\", got \"", m.type, "\"");
+  CTXPOOL_CHECK(m.n_layers >= 0 && m.d_model > 0 && m.n_heads > 0 && m.d_model % m.n_heads == 0 && m.d_mlp > 0 &&
+                    m.context > 0,
+                "config: model sizes must be positive and d_model divisible by n_heads (got d_model ", m.d_model,
+                ", n_heads ", m.n_heads, ")");
+  CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
+  CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,
+                "config: train.steps, batch_size, eval_batch_size and log_interval must be positive");
+  return c;
+}
+
+RunConfig RunConfig::from_file(const std::string& path) {
+  const std::string text = read_file(path);
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    detail::fail("config: '", path, "' is not valid JSON: ", e.what());
+  }
+  return from_json(j);
+}
+
+nlohmann::json RunConfig::to_json() const {
+  return {
+      {"model", {{"type", model.type}, {"vocab_size", model.vocab_size}, {"n_layers", model.n_layers},
+                 {"d_model", model.d_model}, {"n_heads", model.n_heads}, {"d_mlp", model.d_mlp},
+                 {"context", model.context}, {"dropout", model.dropout}, {"init_std", model.init_std},
+                 {"gelu", model.gelu}}},
+      {"data", {{"path", data.path}, {"train_fraction", data.train_fraction},
+                {"validation_fraction", data.validation_fraction}}},
+      {"optim", {{"type", optim.type}, {"lr", optim.lr}, {"beta1", optim.beta1}, {"beta2", optim.beta2},
+                 {"eps", optim.eps}, {"momentum", optim.momentum}, {"weight_decay", optim.weight_decay},
+                 {"decay_matrices_only", optim.decay_matrices_only}, {"grad_clip", optim.grad_clip}}},
+      {"schedule", {{"warmup_steps", schedule.warmup_steps}, {"min_lr_ratio", schedule.min_lr_ratio}}},
+      {"train", {{"steps", train.steps}, {"batch_size", train.batch_size}, {"eval_interval", train.eval_interval},
+                 {"eval_batch_size", train.eval_batch_size}, {"max_eval_windows", train.max_eval_windows},
+                 {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
+                 {"stop_after", train.stop_after}, {"seed", train.seed}, {"threads", train.threads},
+                 {"run_dir", train.run_dir}}},
+  };
+}
+
+}  // namespace ctxpool::models

@@ -1,0 +1,73 @@
+// Run configuration, read from JSON. Every section is checked strictly: an unknown key or a value
+// of the wrong type is an error that names the key ("config: 'optim.lr' must be a number").
+#pragma once
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace ctxpool::models {
+
+struct ModelConfig {
+  std::string type = "transformer_lm";
+  int64_t vocab_size = 0;  // 0: taken from the corpus
+  int64_t n_layers = 4;
+  int64_t d_model = 128;
+  int64_t n_heads = 4;
+  int64_t d_mlp = 512;
+  int64_t context = 128;
+  double dropout = 0.0;
+  double init_std = 0.02;
+  std::string gelu = "none";  // "none" (exact) or "tanh"
+};
+
+struct DataConfig {
+  std::string path = "../shared/data/tinyshakespeare.txt";
+  double train_fraction = 0.9;
+  double validation_fraction = 0.1;
+};
+
+struct OptimConfig {
+  std::string type = "adamw";  // "adamw" or "sgd"
+  double lr = 2e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.99;
+  double eps = 1e-8;
+  double momentum = 0.9;       // sgd
+  double weight_decay = 0.1;
+  bool decay_matrices_only = true;  // no weight decay on biases, norms (any parameter with dim < 2)
+  double grad_clip = 1.0;           // 0: off
+};
+
+struct ScheduleConfig {
+  int64_t warmup_steps = 20;
+  double min_lr_ratio = 0.1;
+};
+
+struct TrainConfig {
+  int64_t steps = 1500;
+  int64_t batch_size = 32;
+  int64_t eval_interval = 250;      // 0: only at the end
+  int64_t eval_batch_size = 32;
+  int64_t max_eval_windows = 0;     // 0: the whole validation split
+  int64_t log_interval = 50;
+  int64_t checkpoint_interval = 500;  // 0: only at the end
+  int64_t stop_after = 0;           // > 0: stop (with a checkpoint) after this many steps, as if interrupted
+  uint64_t seed = 1337;
+  int64_t threads = 0;              // 0: CTXPOOL_NUM_THREADS or all cores
+  std::string run_dir = "runs/default";
+};
+
+struct RunConfig {
+  ModelConfig model;
+  DataConfig data;
+  OptimConfig optim;
+  ScheduleConfig schedule;
+  TrainConfig train;
+
+  static RunConfig from_json(const nlohmann::json& j);
+  static RunConfig from_file(const std::string& path);
+  nlohmann::json to_json() const;
+};
+
+}  // namespace ctxpool::models

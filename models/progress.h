@@ -1,0 +1,25 @@
+// A terminal progress bar with rate and ETA (only when stderr is a terminal; silent otherwise).
+#pragma once
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace ctxpool::models {
+
+class ProgressBar {
+ public:
+  ProgressBar(int64_t total, int64_t start = 0);
+  // Redraws the bar at `done` steps with a free-form status ("loss 1.234").
+  void update(int64_t done, const std::string& status);
+  void finish();
+  static bool enabled();
+
+ private:
+  int64_t total_, start_;
+  std::chrono::steady_clock::time_point t0_;
+  bool drawn_ = false;
+};
+
+std::string format_duration(double seconds);  // "1:05:03" or "4:09"
+
+}  // namespace ctxpool::models

@@ -1,0 +1,217 @@
+#include "models/trainer.h"
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <sstream>
+
+#include "autograd/grad_mode.h"
+#include "core/file_io.h"
+#include "core/parallel.h"
+#include "models/progress.h"
+#include "nn/optim/adamw.h"
+#include "nn/optim/schedule.h"
+#include "nn/optim/sgd.h"
+#include "ops/ops.h"
+
+namespace ctxpool::models {
+
+using nn::data::Split;
+
+std::string resolve_data_path(const std::string& path) {
+  if (file_exists(path) || std::filesystem::path(path).is_absolute()) return path;
+  std::string tried = "'" + path + "'";
+  std::string prefix;
+  for (int up = 1; up <= 3; ++up) {
+    prefix += "../";
+    if (file_exists(prefix + path)) return prefix + path;
+    tried += ", '" + prefix + path + "'";
+  }
+  detail::fail("data: corpus not found (tried ", tried, ")");
+}
+
+namespace {
+
+std::unique_ptr<nn::optim::Optimizer> make_optimizer(const OptimConfig& o, nn::Module& model) {
+  // Weight decay on matrices (and embeddings) only, if asked: not on biases and LayerNorm scales.
+  std::vector<Tensor> decay, no_decay;
+  for (auto& [name, p] : model.named_parameters()) (o.decay_matrices_only && p.dim() < 2 ? no_decay : decay).push_back(p);
+  std::vector<nn::optim::ParamGroup> groups{{decay, o.lr, o.weight_decay}};
+  if (!no_decay.empty()) groups.push_back({no_decay, o.lr, 0.0});
+  if (o.type == "sgd") {
+    return std::make_unique<nn::optim::SGD>(groups, nn::optim::SGDOptions{o.lr, o.momentum, false, o.weight_decay});
+  }
+  return std::make_unique<nn::optim::AdamW>(groups, nn::optim::AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
+}
+
+nlohmann::json generator_json(const Generator& g) { return {{"seed", g.seed()}, {"offset", g.offset()}}; }
+
+}  // namespace
+
+Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
+  if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
+  std::unique_ptr<Checkpoint> ckpt;
+  if (resume && has_checkpoint(config_.train.run_dir)) {
+    ckpt = std::make_unique<Checkpoint>(load_checkpoint(config_.train.run_dir));
+    const RunConfig saved = RunConfig::from_json(ckpt->sidecar.at("config"));
+    const auto same = [](const nlohmann::json& a, const nlohmann::json& b) { return a.dump() == b.dump(); };
+    nlohmann::json mine = config_.to_json();
+    if (config_.model.vocab_size == 0) mine["model"]["vocab_size"] = saved.model.vocab_size;  // "from the corpus"
+    CTXPOOL_CHECK(same(saved.to_json()["model"], mine["model"]) &&
+                      same(saved.to_json()["optim"], config_.to_json()["optim"]) &&
+                      saved.data.train_fraction == config_.data.train_fraction &&
+                      saved.data.validation_fraction == config_.data.validation_fraction &&
+                      saved.train.batch_size == config_.train.batch_size && saved.train.seed == config_.train.seed,
+                  "resume: the config differs from the checkpoint's in model, optim, data split, batch size or "
+                  "seed; resume with the run's own config (ctxpool-train --resume --run-dir DIR)");
+  }
+
+  nn::data::CorpusOptions copts;
+  copts.train_fraction = config_.data.train_fraction;
+  copts.validation_fraction = config_.data.validation_fraction;
+  corpus_ = nn::data::TextCorpus::load(resolve_data_path(config_.data.path), copts);
+  if (config_.model.vocab_size == 0) config_.model.vocab_size = corpus_.vocab_size();
+  CTXPOOL_CHECK(config_.model.vocab_size == corpus_.vocab_size(), "config: model.vocab_size is ",
+                config_.model.vocab_size, " but the corpus has ", corpus_.vocab_size(), " distinct bytes");
+
+  manual_seed(config_.train.seed);  // model initialisation and dropout
+  model_ = std::make_shared<TransformerLM>(config_.model);
+  optimizer_ = make_optimizer(config_.optim, *model_);
+  data_gen_.set_state(config_.train.seed ^ 0xD1B54A32D192ED03ull, 0);
+
+  metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
+  make_directories(config_.train.run_dir);
+  if (ckpt) {
+    restore(*ckpt);
+  } else {
+    write_file_atomic(metrics_path_, "");
+  }
+}
+
+void Trainer::restore(const Checkpoint& ckpt) {
+  const auto& side = ckpt.sidecar;
+  std::vector<uint8_t> vocab = side.at("vocab").get<std::vector<uint8_t>>();
+  CTXPOOL_CHECK(vocab == corpus_.vocab(), "resume: the corpus vocabulary differs from the checkpoint's");
+  model_->load_state_dict(ckpt.model);
+  optimizer_->load_state_tensors(ckpt.optimizer);
+  optimizer_->set_step_count(side.at("optimizer").at("step_count").get<int64_t>());
+  const auto& rng = side.at("rng");
+  default_generator().set_state(rng.at("default").at("seed"), rng.at("default").at("offset"));
+  data_gen_.set_state(rng.at("data").at("seed"), rng.at("data").at("offset"));
+  step_ = ckpt.step;
+  // Metrics written after the checkpoint (by the run that stopped) are dropped: they will be redone.
+  std::istringstream in(file_exists(metrics_path_) ? read_file(metrics_path_) : "");
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.value("step", int64_t(0)) <= step_) kept += line + "\n";
+  }
+  write_file_atomic(metrics_path_, kept);
+}
+
+void Trainer::save_checkpoint(double last_val_bpc) {
+  Checkpoint ckpt;
+  ckpt.step = step_;
+  ckpt.model = model_->state_dict();
+  ckpt.optimizer = optimizer_->state_tensors();
+  ckpt.sidecar = {
+      {"config", config_.to_json()},
+      {"vocab", corpus_.vocab()},
+      {"optimizer", {{"type", config_.optim.type}, {"step_count", optimizer_->step_count()}}},
+      {"rng", {{"default", generator_json(default_generator())}, {"data", generator_json(data_gen_)}}},
+      {"metrics", {{"val_bpc", std::isnan(last_val_bpc) ? nlohmann::json() : nlohmann::json(last_val_bpc)},
+                   {"train_loss", history_.empty() ? nlohmann::json() : nlohmann::json(history_.back().train_loss)}}},
+  };
+  models::save_checkpoint(config_.train.run_dir, ckpt);
+}
+
+void Trainer::write_metrics(const StepRecord& r) {
+  nlohmann::json j = {{"step", r.step}, {"train_loss", r.train_loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
+                      {"ms_per_step", r.ms}, {"tokens_per_s", r.tokens_per_s}};
+  if (!std::isnan(r.val_bpc)) j["val_bpc"] = r.val_bpc;
+  std::ofstream out(metrics_path_, std::ios::app);
+  out << j.dump() << "\n";
+  CTXPOOL_CHECK(out.good(), "trainer: cannot append to '", metrics_path_, "'");
+}
+
+double Trainer::evaluate(Split split) {
+  NoGradGuard no_grad;
+  const int64_t context = config_.model.context;
+  int64_t windows = corpus_.num_windows(split, context);
+  if (config_.train.max_eval_windows > 0) windows = std::min(windows, config_.train.max_eval_windows);
+  CTXPOOL_CHECK(windows > 0, "evaluate: the split has fewer than context + 1 = ", context + 1, " tokens");
+  model_->eval();
+  double total = 0;
+  for (int64_t first = 0; first < windows; first += config_.train.eval_batch_size) {
+    const int64_t count = std::min(config_.train.eval_batch_size, windows - first);
+    auto [x, y] = corpus_.windows(split, context, first, count);
+    const Tensor logits = model_->forward(x);
+    total += ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.reshape({-1}), -100,
+                                ops::Reduction::Sum).item();
+  }
+  model_->train();
+  return total / static_cast<double>(windows * context) / std::log(2.0);
+}
+
+double Trainer::fit() {
+  const TrainConfig& t = config_.train;
+  const nn::optim::WarmupCosine schedule{config_.optim.lr, config_.schedule.warmup_steps, t.steps,
+                                         config_.schedule.min_lr_ratio};
+  const int64_t end = t.stop_after > 0 ? std::min(t.steps, step_ + t.stop_after) : t.steps;
+  const std::vector<Tensor> params = model_->parameters();
+  const int64_t tokens = t.batch_size * config_.model.context;
+  double last_val = NAN, interval_ms = 0, interval_loss = 0;
+  int64_t interval_n = 0;
+  std::printf("model: %lld parameters; corpus '%s': %lld train / %lld validation bytes, vocabulary %lld; %d threads\n",
+              static_cast<long long>(model_->num_parameters()), corpus_.path().c_str(),
+              static_cast<long long>(corpus_.size(Split::Train)), static_cast<long long>(corpus_.size(Split::Validation)),
+              static_cast<long long>(corpus_.vocab_size()), get_num_threads());
+  ProgressBar bar(t.steps, step_);
+  model_->train();
+  while (step_ < end) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const double lr = schedule(step_);
+    optimizer_->set_lr(lr);
+    auto [x, y] = corpus_.random_batch(Split::Train, t.batch_size, config_.model.context, data_gen_);
+    const Tensor logits = model_->forward(x);
+    const Tensor loss = ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.reshape({-1}));
+    optimizer_->zero_grad();
+    loss.backward();
+    const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
+                                                    : nn::optim::grad_norm(params);
+    optimizer_->step();
+    ++step_;
+    const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+
+    StepRecord r{step_, loss.item(), lr, norm, ms, tokens / (ms / 1000.0), NAN};
+    interval_ms += ms;
+    interval_loss += r.train_loss;
+    ++interval_n;
+    char status[96];
+    std::snprintf(status, sizeof status, "loss %.4f  lr %.2e", r.train_loss, lr);
+    bar.update(step_, status);
+    if (step_ % t.log_interval == 0 || step_ == end) {
+      bar.finish();
+      std::printf("step %6lld/%lld | loss %.4f | lr %.3e | grad %.3f | %7.1f ms/step | %8.0f tok/s\n",
+                  static_cast<long long>(step_), static_cast<long long>(t.steps), interval_loss / interval_n, lr, norm,
+                  interval_ms / interval_n, tokens / (interval_ms / interval_n / 1000.0));
+      std::fflush(stdout);
+      interval_ms = interval_loss = 0;
+      interval_n = 0;
+    }
+    if ((t.eval_interval > 0 && step_ % t.eval_interval == 0) || step_ == t.steps) {
+      bar.finish();
+      r.val_bpc = last_val = evaluate();
+      std::printf("step %6lld | val_bpc %.4f\n", static_cast<long long>(step_), last_val);
+      std::fflush(stdout);
+    }
+    write_metrics(r);
+    history_.push_back(r);
+    if ((t.checkpoint_interval > 0 && step_ % t.checkpoint_interval == 0) || step_ == end) save_checkpoint(last_val);
+  }
+  bar.finish();
+  return last_val;
+}
+
+}  // namespace ctxpool::models

@@ -1,0 +1,63 @@
+// The training loop for language models: batches from a TextCorpus, AdamW (or SGD) with warm-up +
+// cosine, gradient clipping, periodic evaluation in bits per character, metrics as JSON lines,
+// atomic checkpoints, and exact resumption (same losses, bit for bit, on the same CPU and threads).
+#pragma once
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <vector>
+
+#include "core/random.h"
+#include "models/checkpoint.h"
+#include "models/config.h"
+#include "models/transformer_lm.h"
+#include "nn/data/text_corpus.h"
+#include "nn/optim/optimizer.h"
+
+namespace ctxpool::models {
+
+struct StepRecord {
+  int64_t step = 0;  // 1-based: the number of optimizer steps done
+  double train_loss = 0, lr = 0, grad_norm = 0, ms = 0, tokens_per_s = 0;
+  double val_bpc = NAN;  // on evaluation steps
+};
+
+class Trainer {
+ public:
+  // With resume, continues from the latest checkpoint in config.train.run_dir (if there is one);
+  // the checkpoint's model, data and optimizer settings must match `config`.
+  explicit Trainer(const RunConfig& config, bool resume = false);
+
+  // Trains up to train.steps (or stops after train.stop_after steps, with a checkpoint). Returns the
+  // last validation bits per character.
+  double fit();
+  // Mean cross-entropy in bits per character over all non-overlapping context windows of the split
+  // (at most train.max_eval_windows of them, if set).
+  double evaluate(nn::data::Split split = nn::data::Split::Validation);
+
+  TransformerLM& model() { return *model_; }
+  const nn::data::TextCorpus& corpus() const { return corpus_; }
+  const std::vector<StepRecord>& history() const { return history_; }
+  int64_t step() const { return step_; }
+  const RunConfig& config() const { return config_; }
+
+ private:
+  void save_checkpoint(double last_val_bpc);
+  void restore(const Checkpoint& ckpt);
+  void write_metrics(const StepRecord& r);
+
+  RunConfig config_;
+  nn::data::TextCorpus corpus_;
+  std::shared_ptr<TransformerLM> model_;
+  std::unique_ptr<nn::optim::Optimizer> optimizer_;
+  Generator data_gen_;
+  int64_t step_ = 0;
+  std::vector<StepRecord> history_;
+  std::string metrics_path_;
+};
+
+// The corpus path as given, or relative to the current directory's parents ("../shared/data/..."
+// from build/ works too); an error listing the tried paths when none exists.
+std::string resolve_data_path(const std::string& path);
+
+}  // namespace ctxpool::models
