@@ -80,6 +80,12 @@ int main(int argc, char** argv) {
     const models::RunConfig cfg = models::RunConfig::from_json(config);
 
     models::Trainer trainer(cfg, resume);
+    if (trainer.step() >= cfg.train.steps) {
+      std::printf("%s is already trained (%lld steps); evaluating it\n", cfg.train.run_dir.c_str(),
+                  static_cast<long long>(trainer.step()));
+      std::printf("final val_bpc %.4f\n", trainer.evaluate());
+      return 0;
+    }
     if (trainer.step() > 0) std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
     const double bpc = trainer.fit();
     if (!std::isnan(bpc)) std::printf("final val_bpc %.4f\n", bpc);

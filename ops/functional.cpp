@@ -62,8 +62,6 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   }
   const int64_t cols = shape_numel(normalized_shape);
   const int64_t rows = cols ? x.numel() / cols : 0;
-  Shape stat_shape(x.sizes().begin(), x.sizes().end() - k);
-  for (int64_t i = 0; i < k; ++i) stat_shape.push_back(1);
 
   Tensor y = new_empty(x.sizes(), x.dtype(), x.device());
   Tensor mean_t = new_empty({rows}, x.dtype(), x.device());
@@ -78,17 +76,24 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   for (int64_t d = 0; d < x.dim(); ++d) (d < x.dim() - k ? batch_dims : norm_dims).push_back(d);
 
   return record("layer_norm", {x, weight, bias}, y,
-                [sx = SavedTensor(x), sw = SavedTensor(weight), mean_t, rstd_t, stat_shape, norm_dims,
+                [sx = SavedTensor(x), sw = SavedTensor(weight), mean_t, rstd_t, normalized_shape, norm_dims,
                  batch_dims, eps](const Tensor& g, const LambdaNode& n) {
     const Tensor in = sx.unpack("layer_norm"), w = sw.unpack("layer_norm");
-    Tensor mu = mean_t.reshape(stat_shape), rstd = rstd_t.reshape(stat_shape);
-    if (autograd::GradMode::is_enabled()) {
-      // create_graph: recompute the statistics with ops so they carry their dependence on x.
-      mu = mean(in, norm_dims, true);
-      const Tensor c = sub(in, mu);
-      rstd = rsqrt(add(mean(mul(c, c), norm_dims, true), scalar_like(eps, in)));
+    if (!autograd::GradMode::is_enabled()) {
+      // The usual case: one fused pass (ops/cpu/nn_kernels.cpp).
+      const Tensor gc = g.contiguous();
+      Tensor gx = n.needs_input_grad(0) ? new_empty(in.sizes(), in.dtype(), in.device()) : Tensor();
+      Tensor gw = n.needs_input_grad(1) ? new_empty(normalized_shape, in.dtype(), in.device()) : Tensor();
+      Tensor gb = n.needs_input_grad(2) ? new_empty(normalized_shape, in.dtype(), in.device()) : Tensor();
+      cpu::layer_norm_backward_rows(in.contiguous(), w.defined() ? w.contiguous() : Tensor(), mean_t, rstd_t, gc, gx, gw, gb);
+      return Grads{gx, gw, gb};
     }
-    const Tensor xhat = mul(sub(in, mu), rstd);
+    // create_graph: the same formula with ops, the statistics recomputed from x so that they carry
+    // their dependence on it (second derivatives).
+    const Tensor mu = mean(in, norm_dims, true);
+    const Tensor centered = sub(in, mu);
+    const Tensor rstd = rsqrt(add(mean(mul(centered, centered), norm_dims, true), scalar_like(eps, in)));
+    const Tensor xhat = mul(centered, rstd);
     const Tensor gxhat = w.defined() ? mul(g, w) : g;
     Tensor gx, gw, gb;
     if (n.needs_input_grad(0)) {
@@ -163,6 +168,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     const Tensor x = sl.unpack("cross_entropy");
     Tensor w = mul(row_weight, scalar_like(scale, row_weight));
     w = reduction == Reduction::None ? mul(w, g) : mul(w, g.reshape({1}));
+    if (!autograd::GradMode::is_enabled()) {
+      Tensor dx = new_empty(x.sizes(), x.dtype(), x.device());
+      cpu::cross_entropy_backward_rows(x.contiguous(), targets, w.contiguous(), dx);
+      return Grads{dx};
+    }
     const Tensor diff = sub(softmax(x, 1), one_hot(targets, x.sizes()[1], x.dtype()));
     return Grads{mul(diff, unsqueeze(w, 1))};
   });

@@ -1,15 +1,34 @@
 #!/usr/bin/env bash
-# From a fresh machine to a running example: set up, build, then run the tutorials (autograd by hand,
-# a custom op, an MLP that learns XOR). Later versions train a ContextPool language model here.
+# From a fresh machine to a trained model: set up and build, train a small character-level
+# transformer LM for a few minutes on the default corpus (with a progress bar), then print its
+# validation bits per character and a generated sample. Running it again reuses the finished run.
+#
+# Default corpus: ../shared/data/tinyshakespeare.txt when present, otherwise the English quotations
+# of Debian's `fortunes` package (installed on demand). CORPUS=path/to/text overrides both.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 scripts/setup.sh
-cd build/examples
-log "autograd_basics: an expression, its gradients, its graph"
-./autograd_basics
-log "custom_function: a user-defined op checked by finite differences"
-./custom_function
-log "mlp_xor: a two-layer MLP trained with hand-written SGD"
-./mlp_xor
+
+corpus=${CORPUS:-../shared/data/tinyshakespeare.txt}
+if [ ! -f "$corpus" ]; then
+  ensure_packages fortunes
+  corpus=runs/data/fortunes.txt
+  if [ ! -s "$corpus" ]; then
+    mkdir -p runs/data
+    # Plain-text fortune files only: skip the binary .dat indexes and the .u8 links.
+    find /usr/share/games/fortunes -type f ! -name '*.dat' ! -name '*.u8' -print0 | LC_ALL=C sort -z \
+      | xargs -0 cat > "$corpus.tmp"
+    mv "$corpus.tmp" "$corpus"
+  fi
+fi
+log "corpus: $corpus ($(wc -c < "$corpus") bytes)"
+
+log "training a 2-layer transformer LM (examples/configs/lm_quickstart.json)"
+build/examples/ctxpool-train --config examples/configs/lm_quickstart.json --data "$corpus" \
+  --run-dir runs/quickstart --resume
+
+log "a sample from the trained model (ctxpool-generate)"
+build/examples/ctxpool-generate --checkpoint runs/quickstart --prompt "$(head -c 40 "$corpus" | head -n 1)" \
+  --length 400 --temperature 0.8 --top-k 20 --seed 1

@@ -52,6 +52,15 @@ void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, 
 void attention_softmax_rows(const Tensor& scores, int64_t t, double scale, bool causal);
 // p, dp [rows, S] -> dp := scale * p * (dp - sum(p * dp)) per row (the softmax backward, in place).
 void softmax_backward_rows(const Tensor& p, const Tensor& dp, double scale);
+// The layer_norm backward in one pass: x, g contiguous [rows, cols], mean/rstd [rows], weight [cols]
+// (optional) -> dx [rows, cols] (optional), dweight/dbias [cols] (optional). Column sums are formed
+// over fixed blocks of rows and added in block order: deterministic for any thread count.
+void layer_norm_backward_rows(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                              const Tensor& g, const Tensor& dx, const Tensor& dweight, const Tensor& dbias);
+// The cross_entropy backward: logits [N, C], target [N], row_scale [N] (0 for ignored rows) ->
+// dlogits [N, C] = (softmax(logits) - one_hot(target)) * row_scale.
+void cross_entropy_backward_rows(const Tensor& logits, const Tensor& target, const Tensor& row_scale,
+                                 const Tensor& dlogits);
 // logits contiguous [N, C], target [N] -> loss [N] (0 where target == ignore_index).
 void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                         const Tensor& loss);

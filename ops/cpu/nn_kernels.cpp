@@ -126,6 +126,91 @@ void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   });
 }
 
+void layer_norm_backward_rows(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                              const Tensor& g, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
+  const int64_t rows = mean.numel();
+  const int64_t cols = rows ? x.numel() / rows : 0;
+  constexpr int64_t kBlock = 64;  // rows per partial column sum
+  const int64_t blocks = (rows + kBlock - 1) / kBlock;
+  const bool need_params = dweight.defined() || dbias.defined();
+  CTXPOOL_DISPATCH_FLOAT(x.dtype(), "layer_norm backward", [&] {
+    using T = scalar_t;
+    const T* xp = x.data_ptr<T>();
+    const T* gp = g.data_ptr<T>();
+    const T* wp = weight.defined() ? weight.data_ptr<T>() : nullptr;
+    const T* mp = mean.data_ptr<T>();
+    const T* rp = rstd.data_ptr<T>();
+    T* dxp = dx.defined() ? dx.data_ptr<T>() : nullptr;
+    std::vector<double> part_w(need_params ? blocks * cols : 0), part_b(need_params ? blocks * cols : 0);
+    parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      std::vector<T> xhat(cols), gx(cols), prod(cols);
+      for (int64_t blk = b0; blk < b1; ++blk) {
+        double* pw = need_params ? &part_w[blk * cols] : nullptr;
+        double* pb = need_params ? &part_b[blk * cols] : nullptr;
+        for (int64_t r = blk * kBlock; r < std::min(rows, (blk + 1) * kBlock); ++r) {
+          const T* xr = xp + r * cols;
+          const T* gr = gp + r * cols;
+          for (int64_t c = 0; c < cols; ++c) {
+            xhat[c] = (xr[c] - mp[r]) * rp[r];
+            gx[c] = wp ? gr[c] * wp[c] : gr[c];
+          }
+          if (pw) {
+            for (int64_t c = 0; c < cols; ++c) {
+              pw[c] += static_cast<double>(gr[c] * xhat[c]);
+              pb[c] += static_cast<double>(gr[c]);
+            }
+          }
+          if (!dxp) continue;
+          // dx = rstd * (gx - mean(gx) - xhat * mean(gx * xhat))
+          for (int64_t c = 0; c < cols; ++c) prod[c] = gx[c] * xhat[c];
+          const T a = static_cast<T>(sum_of(gx.data(), cols) / cols);
+          const T b = static_cast<T>(sum_of(prod.data(), cols) / cols);
+          T* dr = dxp + r * cols;
+          for (int64_t c = 0; c < cols; ++c) dr[c] = rp[r] * (gx[c] - a - xhat[c] * b);
+        }
+      }
+    });
+    if (need_params) {
+      T* dwp = dweight.defined() ? dweight.data_ptr<T>() : nullptr;
+      T* dbp = dbias.defined() ? dbias.data_ptr<T>() : nullptr;
+      for (int64_t c = 0; c < cols; ++c) {
+        double sw = 0, sb = 0;
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          sw += part_w[blk * cols + c];
+          sb += part_b[blk * cols + c];
+        }
+        if (dwp) dwp[c] = static_cast<T>(sw);
+        if (dbp) dbp[c] = static_cast<T>(sb);
+      }
+    }
+  });
+}
+
+void cross_entropy_backward_rows(const Tensor& logits, const Tensor& target, const Tensor& row_scale,
+                                 const Tensor& dlogits) {
+  const int64_t n = target.numel();
+  const int64_t cols = n ? logits.numel() / n : 0;
+  const int64_t* tp = target.data_ptr<int64_t>();
+  CTXPOOL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy backward", [&] {
+    using T = scalar_t;
+    const T* xp = logits.data_ptr<T>();
+    const T* sp = row_scale.data_ptr<T>();
+    T* dp = dlogits.data_ptr<T>();
+    parallel_for(0, n, row_grain(cols), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* row = xp + r * cols;
+        T* d = dp + r * cols;
+        T mx = row[0];
+        for (int64_t c = 1; c < cols; ++c) mx = std::max(mx, row[c]);
+        for (int64_t c = 0; c < cols; ++c) d[c] = exp_of(row[c] - mx);
+        const T scale = static_cast<T>(sp[r] / sum_of(d, cols));
+        for (int64_t c = 0; c < cols; ++c) d[c] *= scale;
+        if (sp[r] != T(0)) d[tp[r]] -= sp[r];
+      }
+    });
+  });
+}
+
 // logits [N, C], target [N] -> loss [N]: logsumexp(row) - row[target]
 void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                         const Tensor& loss) {

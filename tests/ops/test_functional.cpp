@@ -80,6 +80,9 @@ TEST(FunctionalGrad, Gradchecks) {
   EXPECT_GRADCHECK([](const V& in) { return ops::layer_norm(in[0], {4}, in[1], in[2]); },
                    V{param({3, 4}), param({4}), param({4})});
   EXPECT_GRADCHECK([](const V& in) { return ops::layer_norm(in[0], {2, 3}); }, V{param({2, 2, 3})});
+  EXPECT_GRADCHECK([](const V& in) { return ops::layer_norm(in[0], {2, 3}, in[1], in[2]); },
+                   V{param({3, 2, 3}), param({2, 3}), param({2, 3})});
+  EXPECT_GRADCHECK([](const V& in) { return ops::layer_norm(in[0], {3}, Tensor(), in[1]); }, V{param({70, 3}), param({3})});
   EXPECT_GRADCHECK([](const V& in) { return ops::layer_norm(in[0].t(), {2}, in[1], Tensor()); },
                    V{param({2, 3}), param({2})});
   Tensor target = tensor({1.0, 0.0, 3.0, 2.0}, {4}, kInt64);
