@@ -13,7 +13,7 @@ template <typename T>
 T* base(const Tensor& t) { return static_cast<T*>(t.raw_data()); }
 
 template <typename T>
-T unary_value(UnaryOp op, T x) {
+[[gnu::always_inline]] inline T unary_value(UnaryOp op, T x) {
   constexpr T kSqrt2 = T(1.4142135623730951);
   constexpr T kInvSqrt2Pi = T(0.3989422804014327);
   constexpr T kTanhC = T(0.7978845608028654);  // sqrt(2 / pi)

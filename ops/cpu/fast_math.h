@@ -72,11 +72,11 @@ namespace ctxpool::cpu {
 }
 
 // float goes through the vectorisable versions above, double through <cmath>.
-inline float exp_of(float x) { return fast_exp(x); }
+[[gnu::always_inline]] inline float exp_of(float x) { return fast_exp(x); }
 inline double exp_of(double x) { return std::exp(x); }
-inline float tanh_of(float x) { return fast_tanh(x); }
+[[gnu::always_inline]] inline float tanh_of(float x) { return fast_tanh(x); }
 inline double tanh_of(double x) { return std::tanh(x); }
-inline float erf_of(float x) { return fast_erf(x); }
+[[gnu::always_inline]] inline float erf_of(float x) { return fast_erf(x); }
 inline double erf_of(double x) { return std::erf(x); }
 
 // Sum of p[0..n) accumulated in double (int64 for integers) with eight independent partial sums
