@@ -45,39 +45,40 @@ namespace {
 template <typename T> T to_unit(uint32_t u);
 template <> float to_unit<float>(uint32_t u) { return (u >> 8) * (1.0f / 16777216.0f); }
 template <> double to_unit<double>(uint32_t u) { return u * (1.0 / 4294967296.0); }
+
+// Reserves the Philox blocks for n numbers (four per block) and calls f(i, words) for each block,
+// i being the index of its first number: in parallel, with results independent of the threads.
+template <typename F>
+void for_each_block(Generator& gen, int64_t n, const F& f) {
+  const uint64_t blocks = static_cast<uint64_t>((n + 3) / 4);
+  const uint64_t first = gen.reserve(blocks);
+  const uint64_t key = gen.seed();
+  parallel_for(0, static_cast<int64_t>(blocks), 1024, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) f(4 * b, philox4x32(first + b, key));
+  });
+}
+
 }  // namespace
 
 template <typename T>
 void Generator::uniform(T* out, int64_t n) {
-  const uint64_t blocks = static_cast<uint64_t>((n + 3) / 4);
-  const uint64_t first = reserve(blocks);
-  const uint64_t key = seed_;
-  parallel_for(0, static_cast<int64_t>(blocks), 1024, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const auto r = philox4x32(first + b, key);
-      for (int64_t k = 0; k < 4 && 4 * b + k < n; ++k) out[4 * b + k] = to_unit<T>(r[k]);
-    }
+  for_each_block(*this, n, [&](int64_t i, const std::array<uint32_t, 4>& r) {
+    for (int64_t k = 0; k < 4 && i + k < n; ++k) out[i + k] = to_unit<T>(r[k]);
   });
 }
 
 template <typename T>
 void Generator::normal(T* out, int64_t n) {
-  const uint64_t blocks = static_cast<uint64_t>((n + 3) / 4);
-  const uint64_t first = reserve(blocks);
-  const uint64_t key = seed_;
-  parallel_for(0, static_cast<int64_t>(blocks), 1024, [&](int64_t b0, int64_t b1) {
-    for (int64_t b = b0; b < b1; ++b) {
-      const auto r = philox4x32(first + b, key);
-      // Box-Muller on two pairs of words; u1 in (0, 1] keeps the log finite.
-      for (int pair = 0; pair < 2; ++pair) {
-        const double u1 = (r[2 * pair] + 1.0) * (1.0 / 4294967296.0);
-        const double u2 = r[2 * pair + 1] * (1.0 / 4294967296.0);
-        const double radius = std::sqrt(-2.0 * std::log(u1));
-        const double angle = 2.0 * M_PI * u2;
-        const int64_t i = 4 * b + 2 * pair;
-        if (i < n) out[i] = static_cast<T>(radius * std::cos(angle));
-        if (i + 1 < n) out[i + 1] = static_cast<T>(radius * std::sin(angle));
-      }
+  for_each_block(*this, n, [&](int64_t i, const std::array<uint32_t, 4>& r) {
+    // Box-Muller on two pairs of words; u1 in (0, 1] keeps the log finite.
+    for (int pair = 0; pair < 2; ++pair) {
+      const double u1 = (r[2 * pair] + 1.0) * (1.0 / 4294967296.0);
+      const double u2 = r[2 * pair + 1] * (1.0 / 4294967296.0);
+      const double radius = std::sqrt(-2.0 * std::log(u1));
+      const double angle = 2.0 * M_PI * u2;
+      const int64_t j = i + 2 * pair;
+      if (j < n) out[j] = static_cast<T>(radius * std::cos(angle));
+      if (j + 1 < n) out[j + 1] = static_cast<T>(radius * std::sin(angle));
     }
   });
 }
