@@ -25,10 +25,11 @@ if [ ! -f "$corpus" ]; then
 fi
 log "corpus: $corpus ($(wc -c < "$corpus") bytes)"
 
-log "training a 2-layer transformer LM (examples/configs/lm_quickstart.json)"
+run_dir=runs/quickstart-$(basename "$corpus" .txt)
+log "training a 2-layer transformer LM (examples/configs/lm_quickstart.json) into $run_dir"
 build/examples/ctxpool-train --config examples/configs/lm_quickstart.json --data "$corpus" \
-  --run-dir runs/quickstart --resume
+  --run-dir "$run_dir" --resume
 
 log "a sample from the trained model (ctxpool-generate)"
-build/examples/ctxpool-generate --checkpoint runs/quickstart --prompt "$(head -c 40 "$corpus" | head -n 1)" \
+build/examples/ctxpool-generate --checkpoint "$run_dir" --prompt "$(head -c 40 "$corpus" | head -n 1)" \
   --length 400 --temperature 0.8 --top-k 20 --seed 1
