@@ -42,8 +42,7 @@ int main(int argc, char** argv) {
     const std::vector<uint8_t> vocab = ckpt.sidecar.at("vocab").get<std::vector<uint8_t>>();
     models::TransformerLM model(cfg.model);
     model.load_state_dict(ckpt.model);
-    // The vocabulary alone defines encoding: a one-byte "corpus" with the saved vocabulary.
-    const auto codec = nn::data::TextCorpus::from_text(std::string(1, static_cast<char>(vocab.at(0))), {}, vocab);
+    const auto codec = nn::data::TextCorpus::codec(vocab);
     opts.context = cfg.model.context;
     Generator gen(seed);
     const auto ids = models::sample(model, codec.encode(prompt), opts, gen);

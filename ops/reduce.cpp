@@ -32,7 +32,7 @@ struct ReductionPlan {
   int64_t cols = 1;
 };
 
-ReductionPlan plan_reduction(const Tensor& x, const std::vector<int64_t>& dims, const char* op) {
+ReductionPlan plan_reduction(const Tensor& x, const std::vector<int64_t>& dims) {
   ReductionPlan p;
   std::vector<int64_t> perm;
   std::vector<bool> reduced(x.dim(), false);
@@ -52,7 +52,6 @@ ReductionPlan plan_reduction(const Tensor& x, const std::vector<int64_t>& dims, 
   Tensor moved = x.detach().permute(perm).contiguous();
   const int64_t rows = shape_numel(p.kept_shape);
   p.rows = moved.reshape({rows, p.cols});
-  (void)op;
   return p;
 }
 
@@ -86,7 +85,7 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
       cpu::sum_middle(flat, outer, reduce, inner, out);
     }
   } else {
-    ReductionPlan p = plan_reduction(x, dims, "sum");
+    ReductionPlan p = plan_reduction(x, dims);
     cpu::sum_rows(p.rows, out);
   }
   if (keepdim) out = out.detach().reshape(keepdim_shape);
@@ -126,7 +125,7 @@ std::pair<Tensor, Tensor> max_min(const Tensor& x, int64_t dim_in, bool keepdim,
   CTXPOOL_CHECK(x.dim() == 0 || x.sizes()[dim] > 0, name, ": cannot reduce over dim ", dim,
                 " of size 0 (shape ", x.sizes(), ")");
   const std::vector<int64_t> dims = x.dim() ? std::vector<int64_t>{dim} : std::vector<int64_t>{};
-  ReductionPlan p = plan_reduction(x, dims, name);
+  ReductionPlan p = plan_reduction(x, dims);
   Tensor values = new_empty(p.kept_shape, x.dtype(), x.device());
   Tensor indices = new_empty(p.kept_shape, kInt64, x.device());
   cpu::max_rows(p.rows, values, indices, find_max);

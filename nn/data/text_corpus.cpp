@@ -24,18 +24,15 @@ TextCorpus TextCorpus::from_text(const std::string& text, const CorpusOptions& o
                     o.train_fraction + o.validation_fraction <= 1.0 + 1e-12,
                 "TextCorpus: need train_fraction > 0, validation_fraction >= 0 and their sum <= 1, got ",
                 o.train_fraction, " and ", o.validation_fraction);
-  TextCorpus c;
-  c.path_ = "<memory>";
-  if (vocab.empty()) {
+  std::vector<uint8_t> v = vocab;
+  if (v.empty()) {
     std::array<bool, 256> seen{};
     for (unsigned char ch : text) seen[ch] = true;
     for (int b = 0; b < 256; ++b)
-      if (seen[b]) c.vocab_.push_back(static_cast<uint8_t>(b));
-  } else {
-    c.vocab_ = vocab;
+      if (seen[b]) v.push_back(static_cast<uint8_t>(b));
   }
-  c.id_of_.fill(-1);
-  for (size_t i = 0; i < c.vocab_.size(); ++i) c.id_of_[c.vocab_[i]] = static_cast<int16_t>(i);
+  TextCorpus c = codec(v);
+  c.path_ = "<memory>";
 
   std::vector<uint8_t> ids(text.size());
   for (size_t i = 0; i < text.size(); ++i) {
@@ -59,6 +56,16 @@ TextCorpus TextCorpus::from_text(const std::string& text, const CorpusOptions& o
   c.splits_[0].assign(ids.begin(), ids.begin() + n_train);
   c.splits_[1].assign(ids.begin() + n_train, ids.begin() + n_train + n_val);
   c.splits_[2].assign(ids.begin() + n_train + n_val, ids.end());
+  return c;
+}
+
+TextCorpus TextCorpus::codec(const std::vector<uint8_t>& vocab) {
+  CTXPOOL_CHECK(!vocab.empty(), "TextCorpus::codec: the vocabulary is empty");
+  TextCorpus c;
+  c.path_ = "<vocabulary>";
+  c.vocab_ = vocab;
+  c.id_of_.fill(-1);
+  for (size_t i = 0; i < vocab.size(); ++i) c.id_of_[vocab[i]] = static_cast<int16_t>(i);
   return c;
 }
 

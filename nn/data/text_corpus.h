@@ -28,6 +28,8 @@ class TextCorpus {
   // From bytes in memory (tests); `vocab` fixes the vocabulary (else: the distinct bytes of text).
   static TextCorpus from_text(const std::string& text, const CorpusOptions& options = {},
                               const std::vector<uint8_t>& vocab = {});
+  // No text, only a vocabulary: for encoding and decoding (e.g. with a checkpoint's vocabulary).
+  static TextCorpus codec(const std::vector<uint8_t>& vocab);
 
   const std::vector<uint8_t>& vocab() const { return vocab_; }  // token id -> byte
   int64_t vocab_size() const { return static_cast<int64_t>(vocab_.size()); }
