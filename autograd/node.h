@@ -62,8 +62,8 @@ class Node : public std::enable_shared_from_this<Node> {
 };
 
 // The sink for a leaf tensor that requires grad: adds the incoming gradient into leaf.grad().
-// It refers to the leaf weakly: a leaf nobody holds needs no gradient, and a strong reference would
-// make a cycle leaf -> grad -> graph -> AccumulateGrad -> leaf under create_graph.
+// It refers to the leaf weakly: a leaf nobody holds needs no gradient. (Under create_graph a cycle
+// leaf -> grad -> graph -> saved leaf remains, as in PyTorch; see docs/autograd.md.)
 class AccumulateGrad : public Node {
  public:
   explicit AccumulateGrad(const std::shared_ptr<TensorImpl>& leaf);

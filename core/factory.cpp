@@ -9,14 +9,11 @@
 namespace ctxpool {
 
 namespace {
-void check_sizes(const Shape& sizes, const char* op) {
-  for (int64_t s : sizes)
-    CTXPOOL_CHECK(s >= 0, op, ": sizes must be non-negative, got ", sizes);
-}
+void check_sizes(const Shape& sizes, const char* op) { checked_nbytes(sizes, 8, op); }
 
 Tensor allocate(const Shape& sizes, DType dtype, Device device) {
   auto impl = std::make_shared<TensorImpl>();
-  impl->storage = std::make_shared<Storage>(shape_numel(sizes) * element_size(dtype), device);
+  impl->storage = std::make_shared<Storage>(checked_nbytes(sizes, element_size(dtype), "allocate"), device);
   impl->sizes = sizes;
   impl->strides = contiguous_strides(sizes);
   impl->dtype = dtype;

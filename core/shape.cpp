@@ -24,6 +24,16 @@ int64_t shape_numel(const Shape& sizes) {
   return n;
 }
 
+size_t checked_nbytes(const Shape& sizes, size_t element_size, const char* op) {
+  uint64_t total = element_size;
+  for (int64_t s : sizes) {
+    CTXPOOL_CHECK(s >= 0, op, ": sizes must be non-negative, got ", sizes);
+    CTXPOOL_CHECK(!__builtin_mul_overflow(total, static_cast<uint64_t>(s), &total) && total <= (uint64_t(1) << 62), op,
+                  ": shape ", sizes, " is too large (its byte size overflows)");
+  }
+  return static_cast<size_t>(total);
+}
+
 Shape contiguous_strides(const Shape& sizes) {
   Shape strides(sizes.size());
   int64_t st = 1;

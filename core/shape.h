@@ -15,6 +15,10 @@ std::string shape_str(const Shape& s);
 // Product of the sizes (1 for a 0-d shape).
 int64_t shape_numel(const Shape& sizes);
 
+// numel * element_size in bytes, or an error naming the op when a size is negative or the product
+// overflows (a shape read from a file or computed wrongly must not wrap around to a small buffer).
+size_t checked_nbytes(const Shape& sizes, size_t element_size, const char* op);
+
 // Row-major strides (in elements) for the given sizes.
 Shape contiguous_strides(const Shape& sizes);
 

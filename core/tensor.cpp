@@ -6,12 +6,17 @@
 
 namespace ctxpool {
 
-int64_t Tensor::size(int64_t dim) const { return sizes()[wrap_dim(dim, this->dim(), "size")]; }
+int64_t Tensor::size(int64_t dim) const {
+  CTXPOOL_CHECK(this->dim() > 0, "size: a 0-d tensor has no dims");
+  return sizes()[wrap_dim(dim, this->dim(), "size")];
+}
 int64_t Tensor::stride(int64_t dim) const {
+  CTXPOOL_CHECK(this->dim() > 0, "stride: a 0-d tensor has no dims");
   return strides()[wrap_dim(dim, this->dim(), "stride")];
 }
 
 bool Tensor::is_contiguous() const {
+  if (numel() == 0) return true;  // no element, no layout
   const Shape& sz = sizes();
   const Shape& st = strides();
   int64_t expected = 1;

@@ -21,6 +21,7 @@ std::string stem_for(int64_t step) {
 }  // namespace
 
 void save_checkpoint(const std::string& run_dir, const Checkpoint& ckpt, int keep_last) {
+  CTXPOOL_CHECK(keep_last >= 1, "save_checkpoint: keep_last must be at least 1, got ", keep_last);
   make_directories(run_dir);
   const std::string stem = stem_for(ckpt.step);
   std::map<std::string, Tensor> tensors;
@@ -36,22 +37,41 @@ void save_checkpoint(const std::string& run_dir, const Checkpoint& ckpt, int kee
   write_file_atomic(run_dir + "/" + stem + ".json", side.dump(2) + "\n");
   write_file_atomic(run_dir + "/latest", stem + ".json\n");
 
-  // Drop older checkpoints beyond keep_last (only after `latest` points at the new one).
-  std::vector<std::string> stems;
+  // Only after `latest` points at the new checkpoint: drop the older ones beyond keep_last, by step
+  // number (not name: 7-digit steps sort before 6-digit ones). Never the new one, nor later ones.
+  std::vector<std::pair<int64_t, std::string>> older;
   for (const auto& e : fs::directory_iterator(run_dir)) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("ckpt-", 0) == 0 && e.path().extension() == ".json") stems.push_back(e.path().stem().string());
+    const std::string stem = e.path().stem().string();
+    if (stem.rfind("ckpt-", 0) != 0 || e.path().extension() != ".json") continue;
+    const std::string digits = stem.substr(5);
+    if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const int64_t step = std::stoll(digits);
+    if (step < ckpt.step) older.emplace_back(step, stem);
   }
-  std::sort(stems.begin(), stems.end());
-  for (size_t i = 0; i + keep_last < stems.size(); ++i) {
-    fs::remove(run_dir + "/" + stems[i] + ".json");
-    fs::remove(run_dir + "/" + stems[i] + ".safetensors");
+  std::sort(older.begin(), older.end());
+  const size_t keep_older = static_cast<size_t>(keep_last - 1);
+  for (size_t i = 0; i + keep_older < older.size(); ++i) {
+    fs::remove(run_dir + "/" + older[i].second + ".json");
+    fs::remove(run_dir + "/" + older[i].second + ".safetensors");
   }
 }
 
 bool has_checkpoint(const std::string& run_dir) { return file_exists(run_dir + "/latest"); }
 
+namespace {
+Checkpoint load_checkpoint_unchecked(const std::string& path);
+}
+
 Checkpoint load_checkpoint(const std::string& path) {
+  try {
+    return load_checkpoint_unchecked(path);
+  } catch (const nlohmann::json::exception& e) {
+    detail::fail("load_checkpoint: '", path, "' has a malformed sidecar: ", e.what());
+  }
+}
+
+namespace {
+Checkpoint load_checkpoint_unchecked(const std::string& path) {
   std::string sidecar_path = path;
   CTXPOOL_CHECK(fs::exists(path), "load_checkpoint: '", path, "' does not exist");
   if (fs::is_directory(path)) {
@@ -88,5 +108,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   }
   return ckpt;
 }
+
+}  // namespace
 
 }  // namespace ctxpool::models

@@ -53,7 +53,9 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
   std::unique_ptr<Checkpoint> ckpt;
   if (resume && has_checkpoint(config_.train.run_dir)) {
     ckpt = std::make_unique<Checkpoint>(load_checkpoint(config_.train.run_dir));
-    const RunConfig saved = RunConfig::from_json(ckpt->sidecar.at("config"));
+    CTXPOOL_CHECK(ckpt->sidecar.contains("config"), "resume: the checkpoint in '", config_.train.run_dir,
+                  "' has no config");
+    const RunConfig saved = RunConfig::from_json(ckpt->sidecar["config"]);
     const auto same = [](const nlohmann::json& a, const nlohmann::json& b) { return a.dump() == b.dump(); };
     nlohmann::json mine = config_.to_json();
     if (config_.model.vocab_size == 0) mine["model"]["vocab_size"] = saved.model.vocab_size;  // "from the corpus"
@@ -82,7 +84,11 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
   make_directories(config_.train.run_dir);
   if (ckpt) {
-    restore(*ckpt);
+    try {
+      restore(*ckpt);
+    } catch (const nlohmann::json::exception& e) {
+      detail::fail("resume: the checkpoint in '", config_.train.run_dir, "' has a malformed sidecar: ", e.what());
+    }
   } else {
     write_file_atomic(metrics_path_, "");
   }

@@ -78,6 +78,7 @@ std::map<std::string, Tensor> from_safetensors(const std::string& bytes, const s
   for (auto it = header.begin(); it != header.end(); ++it) {
     const std::string& name = it.key();
     if (name == "__metadata__") {
+      CTXPOOL_CHECK(it->is_object(), "safetensors: '", source, "': __metadata__ must be an object");
       if (metadata) {
         for (auto m = it->begin(); m != it->end(); ++m)
           if (m->is_string()) (*metadata)[m.key()] = m->get<std::string>();
@@ -94,11 +95,12 @@ std::map<std::string, Tensor> from_safetensors(const std::string& bytes, const s
     CTXPOOL_CHECK(ok, "safetensors: '", source, "': entry '", name, "' is malformed or has an unsupported dtype");
     Shape shape;
     for (const auto& d : e["shape"]) {
-      CTXPOOL_CHECK(d.is_number_unsigned(), "safetensors: '", source, "': entry '", name, "' has a bad shape");
+      CTXPOOL_CHECK(d.is_number_unsigned() && d.get<uint64_t>() <= (uint64_t(1) << 62), "safetensors: '", source,
+                    "': entry '", name, "' has a bad shape");
       shape.push_back(d.get<int64_t>());
     }
     const size_t begin = e["data_offsets"][0].get<size_t>(), end = e["data_offsets"][1].get<size_t>();
-    const size_t expected = static_cast<size_t>(shape_numel(shape)) * element_size(dtype);
+    const size_t expected = checked_nbytes(shape, element_size(dtype), "safetensors");
     CTXPOOL_CHECK(begin <= end && end <= data_size && end - begin == expected, "safetensors: '", source,
                   "': entry '", name, "' ", shape, " ", dtype, " has data offsets [", begin, ", ", end,
                   ") that do not fit ", expected, " bytes inside the ", data_size, "-byte data section");

@@ -259,7 +259,8 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Tensor out = new_empty(shape, a.dtype(), a.device());
   cpu::where(cond, a, b, out);
   return record("where", {a, b}, out,
-                [c = cond, sa = a.sizes(), sb = b.sizes()](const Tensor& g, const LambdaNode& n) {
+                [sc = SavedTensor(cond), sa = a.sizes(), sb = b.sizes()](const Tensor& g, const LambdaNode& n) {
+    const Tensor c = sc.unpack("where");
     const Tensor zero = scalar_like(0.0, g);
     return Grads{n.needs_input_grad(0) ? sum_to_size(where(c, g, zero), sa) : Tensor(),
                  n.needs_input_grad(1) ? sum_to_size(where(c, zero, g), sb) : Tensor()};

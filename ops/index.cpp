@@ -40,8 +40,9 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   Tensor out = new_empty(out_sizes, weight.dtype(), weight.device());
   const Tensor flat = indices.reshape({-1}).contiguous();
   cpu::embedding(weight.contiguous().detach(), flat, out);
-  return record("embedding", {weight}, out, [flat, v = weight.sizes()[0]](const Tensor& g, const LambdaNode&) {
-    return Grads{embedding_backward(g, flat, v)};
+  // Saved with a version check: indices changed in place before backward would scatter out of bounds.
+  return record("embedding", {weight}, out, [sf = SavedTensor(flat), v = weight.sizes()[0]](const Tensor& g, const LambdaNode&) {
+    return Grads{embedding_backward(g, sf.unpack("embedding"), v)};
   });
 }
 
@@ -50,6 +51,7 @@ void check_gather_args(const char* op, const Tensor& x, int64_t dim, const Tenso
   check_defined(op, x);
   check_defined(op, index, "index");
   CTXPOOL_CHECK(index.dtype() == kInt64, op, ": index must be int64, got ", index.dtype());
+  CTXPOOL_CHECK(x.dim() > 0, op, ": expected a tensor with at least 1 dim, got a 0-d tensor");
   CTXPOOL_CHECK(index.dim() == x.dim(), op, ": index ", index.sizes(), " must have as many dims as the input ",
                 x.sizes());
   for (int64_t d = 0; d < x.dim(); ++d) {
@@ -67,8 +69,8 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   check_cpu("gather", {&x, &index});
   Tensor out = new_empty(index.sizes(), x.dtype(), x.device());
   cpu::gather(x, dim, index, out);
-  return record("gather", {x}, out, [in = x.sizes(), dim, index](const Tensor& g, const LambdaNode&) {
-    return Grads{scatter_add(zeros(in, TensorOptions(g.dtype()).device(g.device())), dim, index, g)};
+  return record("gather", {x}, out, [in = x.sizes(), dim, si = SavedTensor(index)](const Tensor& g, const LambdaNode&) {
+    return Grads{scatter_add(zeros(in, TensorOptions(g.dtype()).device(g.device())), dim, si.unpack("gather"), g)};
   });
 }
 
@@ -77,14 +79,16 @@ Tensor scatter_add(const Tensor& x, int64_t dim_in, const Tensor& index, const T
   const int64_t dim = wrap_dim(dim_in, x.dim(), "scatter_add");
   check_gather_args("scatter_add", x, dim, index);
   check_cpu("scatter_add", {&x, &index, &src});
+  CTXPOOL_CHECK(src.dim() == index.dim(), "scatter_add: src ", src.sizes(), " must have as many dims as index ",
+                index.sizes());
   for (int64_t d = 0; d < index.dim(); ++d) {
     CTXPOOL_CHECK(index.sizes()[d] <= src.sizes()[d], "scatter_add: index ", index.sizes(),
                   " is larger than src ", src.sizes(), " in dim ", d);
   }
   Tensor out = clone(x.detach());
   cpu::scatter_add_(out, dim, index, src);
-  return record("scatter_add", {x, src}, out, [dim, index](const Tensor& g, const LambdaNode& n) {
-    return Grads{n.needs_input_grad(0) ? g : Tensor(), n.needs_input_grad(1) ? gather(g, dim, index) : Tensor()};
+  return record("scatter_add", {x, src}, out, [dim, si = SavedTensor(index)](const Tensor& g, const LambdaNode& n) {
+    return Grads{n.needs_input_grad(0) ? g : Tensor(), n.needs_input_grad(1) ? gather(g, dim, si.unpack("scatter_add")) : Tensor()};
   });
 }
 

@@ -135,9 +135,10 @@ std::pair<Tensor, Tensor> max_min(const Tensor& x, int64_t dim_in, bool keepdim,
   }
   if (!is_floating(x.dtype())) return {values, indices};
   values = record(name, {x}, values,
-                  [in = x.sizes(), ks = p.keepdim_shape, idx = indices.reshape(p.keepdim_shape), dim,
-                   is0d = x.dim() == 0](const Tensor& g, const LambdaNode&) {
+                  [in = x.sizes(), ks = p.keepdim_shape, si = SavedTensor(indices.reshape(p.keepdim_shape)), dim,
+                   is0d = x.dim() == 0, name](const Tensor& g, const LambdaNode&) {
     if (is0d) return Grads{g};
+    const Tensor idx = si.unpack(name);
     // The gradient goes to the position of the chosen element only.
     return Grads{scatter_add(zeros(in, TensorOptions(g.dtype()).device(g.device())), dim, idx, g.reshape(ks))};
   });

@@ -146,7 +146,7 @@ Tensor slice(const Tensor& x, int64_t dim_in, int64_t start, int64_t end, int64_
   start = std::clamp<int64_t>(start, 0, n);
   end = std::clamp<int64_t>(end, start, n);
   Shape sizes = x.sizes(), strides = x.strides();
-  sizes[dim] = (end - start + step - 1) / step;
+  sizes[dim] = end > start ? 1 + (end - start - 1) / step : 0;  // no overflow for a huge step
   strides[dim] *= step;
   const int64_t offset = x.storage_offset() + start * x.strides()[dim];
   return record_view("slice", x, sizes, strides, offset,
@@ -167,6 +167,7 @@ Tensor narrow(const Tensor& x, int64_t dim_in, int64_t start, int64_t length) {
 
 Tensor select(const Tensor& x, int64_t dim_in, int64_t index) {
   check_defined("select", x);
+  CTXPOOL_CHECK(x.dim() > 0, "select: cannot select from a 0-d tensor");
   const int64_t dim = wrap_dim(dim_in, x.dim(), "select");
   const int64_t n = x.sizes()[dim];
   CTXPOOL_CHECK(index >= -n && index < n, "select: index ", index, " is out of range for dim ", dim,
@@ -189,6 +190,7 @@ Tensor expand(const Tensor& x, const Shape& sizes_in) {
     }
     const int64_t have = x.sizes()[i - lead];
     const int64_t want = sizes_in[i] == -1 ? have : sizes_in[i];
+    CTXPOOL_CHECK(want >= 0, "expand: invalid size ", sizes_in[i], " in ", sizes_in);
     CTXPOOL_CHECK(have == want || have == 1, "expand: cannot expand ", x.sizes(), " to ", sizes_in,
                   " (dim ", i, ": size ", have, " is not 1)");
     sizes[i] = want;
@@ -319,6 +321,7 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
 
 std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, int64_t dim_in) {
   check_defined("split", x);
+  CTXPOOL_CHECK(x.dim() > 0, "split: cannot split a 0-d tensor");
   const int64_t dim = wrap_dim(dim_in, x.dim(), "split");
   int64_t total = 0;
   for (int64_t s : sizes) {
@@ -339,6 +342,7 @@ std::vector<Tensor> split(const Tensor& x, const std::vector<int64_t>& sizes, in
 std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim_in) {
   check_defined("split", x);
   CTXPOOL_CHECK(split_size > 0, "split: split_size must be positive, got ", split_size);
+  CTXPOOL_CHECK(x.dim() > 0, "split: cannot split a 0-d tensor");
   const int64_t dim = wrap_dim(dim_in, x.dim(), "split");
   std::vector<int64_t> sizes;
   for (int64_t at = 0; at < x.sizes()[dim]; at += split_size)
@@ -349,6 +353,7 @@ std::vector<Tensor> split(const Tensor& x, int64_t split_size, int64_t dim_in) {
 std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim_in) {
   check_defined("chunk", x);
   CTXPOOL_CHECK(chunks > 0, "chunk: chunks must be positive, got ", chunks);
+  CTXPOOL_CHECK(x.dim() > 0, "chunk: cannot chunk a 0-d tensor");
   const int64_t dim = wrap_dim(dim_in, x.dim(), "chunk");
   const int64_t n = x.sizes()[dim];
   return split(x, std::max<int64_t>(1, (n + chunks - 1) / chunks), dim);

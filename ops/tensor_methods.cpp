@@ -10,6 +10,24 @@ namespace {
 // Hooks the CUDA allocator into core's table (a no-op in a build without CUDA). This file is linked
 // into every program that uses a Tensor method, so the registration always happens.
 const bool cuda_backend_registered = (cuda::register_backend(), true);
+
+// An in-place destination whose elements alias each other (an expanded view, stride 0) would be
+// updated several times per element: refuse it, as PyTorch does.
+void check_no_internal_overlap(const char* op, const Tensor& t) {
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    CTXPOOL_CHECK(!(t.sizes()[d] > 1 && t.strides()[d] == 0), op, ": the destination ", t.sizes(), " with strides ",
+                  t.strides(), " has several elements at one memory location (an expanded view); clone() it first");
+  }
+}
+
+// A source that shares memory with the destination in another layout (x.add_(x.t())) would be read
+// after parts of it were overwritten: read it from a copy.
+Tensor unaliased(const Tensor& src, const Tensor& dst) {
+  const bool same_memory = src.impl()->storage == dst.impl()->storage;
+  const bool same_view = src.storage_offset() == dst.storage_offset() && src.sizes() == dst.sizes() &&
+                         src.strides() == dst.strides();
+  return same_memory && !same_view ? src.clone() : src;
+}
 }  // namespace
 
 Tensor Tensor::add(const Tensor& o) const { return ops::add(*this, o); }
@@ -84,8 +102,9 @@ Tensor& Tensor::add_(const Tensor& o, double alpha) {
   ops::check_cpu("add_", {this, &o});
   const Shape shape = broadcast_shapes(sizes(), o.sizes(), "add_");
   CTXPOOL_CHECK(shape == sizes(), "add_: cannot add ", o.sizes(), " in place into ", sizes());
+  check_no_internal_overlap("add_", *this);
   autograd::NoGradGuard no_grad;
-  const Tensor src = alpha == 1.0 ? o : ops::mul(o, ops::scalar_like(alpha, o));
+  const Tensor src = alpha == 1.0 ? unaliased(o, *this) : ops::mul(o, ops::scalar_like(alpha, o));
   cpu::binary(cpu::BinaryOp::Add, *this, src, *this);
   bump_version();
   return *this;
@@ -93,6 +112,7 @@ Tensor& Tensor::add_(const Tensor& o, double alpha) {
 Tensor& Tensor::mul_(double factor) {
   ops::check_inplace("mul_", *this);
   ops::check_cpu("mul_", {this});
+  check_no_internal_overlap("mul_", *this);
   cpu::binary(cpu::BinaryOp::Mul, *this, ops::scalar_like(factor, *this), *this);
   bump_version();
   return *this;
@@ -117,8 +137,9 @@ void copy_(const Tensor& dst, const Tensor& src) {
   const Shape shape = broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
   CTXPOOL_CHECK(shape == dst.sizes(), "copy_: source of shape ", src.sizes(),
                 " does not broadcast to the destination's shape ", dst.sizes());
+  check_no_internal_overlap("copy_", dst);
   autograd::NoGradGuard no_grad;
-  Tensor s = src.device() == dst.device() ? src : src.contiguous().to(dst.device());
+  Tensor s = src.device() == dst.device() ? unaliased(src, dst) : src.contiguous().to(dst.device());
   check_cpu("copy_", {&dst, &s});
   cpu::copy(s, dst);
   dst.bump_version();

@@ -70,8 +70,8 @@ void AdamW::load_state_tensors(const std::map<std::string, Tensor>& state) {
   for (size_t g = 0; g < exp_avg_.size(); ++g) {
     for (size_t i = 0; i < exp_avg_[g].size(); ++i) {
       if (!state.count(key(g, i, "exp_avg"))) continue;
-      load_one(state, key(g, i, "exp_avg"), exp_avg_[g][i]);
-      load_one(state, key(g, i, "exp_avg_sq"), exp_avg_sq_[g][i]);
+      load_one(state, key(g, i, "exp_avg"), groups_[g].params[i], exp_avg_[g][i]);
+      load_one(state, key(g, i, "exp_avg_sq"), groups_[g].params[i], exp_avg_sq_[g][i]);
     }
   }
 }

@@ -29,12 +29,14 @@ std::string Optimizer::key(size_t group, size_t index, const char* what) {
   return std::to_string(group) + "." + std::to_string(index) + "." + what;
 }
 
-void Optimizer::load_one(const std::map<std::string, Tensor>& state, const std::string& name, Tensor& into) {
+void Optimizer::load_one(const std::map<std::string, Tensor>& state, const std::string& name, const Tensor& param,
+                         Tensor& into) {
   auto it = state.find(name);
   CTXPOOL_CHECK(it != state.end(), "optimizer: state '", name, "' is missing from the checkpoint");
-  CTXPOOL_CHECK(!into.defined() || it->second.sizes() == into.sizes(), "optimizer: state '", name,
-                "' has shape ", it->second.sizes(), " but the parameter needs ", into.sizes());
-  into = it->second.clone().detach();
+  CTXPOOL_CHECK(it->second.sizes() == param.sizes() && it->second.dtype() == param.dtype(), "optimizer: state '",
+                name, "' is ", it->second.sizes(), " ", it->second.dtype(), " but its parameter is ", param.sizes(),
+                " ", param.dtype());
+  into = it->second.contiguous().clone().detach();
 }
 
 double grad_norm(const std::vector<Tensor>& params) {

@@ -41,7 +41,9 @@ class Optimizer {
   // Calls f(group, index, param, grad) for each parameter with a gradient; checks shapes.
   template <typename F> void for_each_param(const F& f);
   static std::string key(size_t group, size_t index, const char* what);
-  void load_one(const std::map<std::string, Tensor>& state, const std::string& name, Tensor& into);
+  // Copies state[name] into `into`, checking it matches `param` (shape, dtype).
+  static void load_one(const std::map<std::string, Tensor>& state, const std::string& name, const Tensor& param,
+                       Tensor& into);
 
   std::vector<ParamGroup> groups_;
   int64_t step_count_ = 0;

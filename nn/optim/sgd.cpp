@@ -51,7 +51,8 @@ std::map<std::string, Tensor> SGD::state_tensors() const {
 void SGD::load_state_tensors(const std::map<std::string, Tensor>& state) {
   for (size_t g = 0; g < momentum_.size(); ++g)
     for (size_t i = 0; i < momentum_[g].size(); ++i)
-      if (state.count(key(g, i, "momentum"))) load_one(state, key(g, i, "momentum"), momentum_[g][i]);
+      if (state.count(key(g, i, "momentum")))
+        load_one(state, key(g, i, "momentum"), groups_[g].params[i], momentum_[g][i]);
 }
 
 }  // namespace ctxpool::nn::optim

@@ -190,6 +190,7 @@ void cross_entropy_backward_rows(const Tensor& logits, const Tensor& target, con
                                  const Tensor& dlogits) {
   const int64_t n = target.numel();
   const int64_t cols = n ? logits.numel() / n : 0;
+  if (cols == 0) return;  // no classes: nothing to differentiate (every target was ignored)
   const int64_t* tp = target.data_ptr<int64_t>();
   CTXPOOL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy backward", [&] {
     using T = scalar_t;

@@ -160,3 +160,23 @@ TEST(Checkpoint, RoundTripAndCorruption) {
   other.model.d_model = 64;
   EXPECT_ERROR_WITH(models::Trainer(other, true), "resume", "differs");
 }
+
+TEST(Checkpoint, PruningSortsByStepAndKeepsTheNewest) {
+  const std::string dir = ::testing::TempDir() + "/ctxpool_prune";
+  fs::remove_all(dir);
+  models::Checkpoint c;
+  c.model["w"] = ones({2});
+  for (int64_t step : {999000, 1000000, 1001000}) {
+    c.step = step;
+    models::save_checkpoint(dir, c, 2);
+    EXPECT_EQ(models::load_checkpoint(dir).step, step);
+  }
+  EXPECT_FALSE(fs::exists(dir + "/ckpt-999000.json"));
+  EXPECT_TRUE(fs::exists(dir + "/ckpt-1000000.json"));
+  // A new run writing an earlier step into the same directory keeps its own checkpoint.
+  c.step = 500;
+  models::save_checkpoint(dir, c, 2);
+  EXPECT_EQ(models::load_checkpoint(dir).step, 500);
+  EXPECT_ERROR_WITH(models::save_checkpoint(dir, c, 0), "keep_last");
+  fs::remove_all(dir);
+}

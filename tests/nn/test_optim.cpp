@@ -110,3 +110,10 @@ TEST(ClipGradNorm, ScalesToTheMaximum) {
   EXPECT_NEAR(clip_grad_norm({a, b}, 10.0), 1.0, 1e-5);  // below the limit: unchanged
   expect_values(b.grad(), {0.8}, 1e-6);
 }
+
+TEST(AdamW, LoadingMismatchedStateIsAnError) {
+  Tensor p = leaf({1.0, 2.0, 3.0});
+  AdamW opt({p}, AdamWOptions{});
+  std::map<std::string, Tensor> state{{"0.0.exp_avg", zeros({10}, kFloat64)}, {"0.0.exp_avg_sq", zeros({10}, kFloat64)}};
+  EXPECT_ERROR_WITH(opt.load_state_tensors(state), "optimizer", "0.0.exp_avg", "[10]", "[3]");
+}

@@ -65,3 +65,16 @@ TEST(FileIO, AtomicWriteLeavesNoTempFile) {
   EXPECT_ERROR_WITH(write_file_atomic("/nonexistent/dir/file", "x"), "write_file_atomic", "/nonexistent/dir/file");
   std::remove(path.c_str());
 }
+
+TEST(Safetensors, HugeShapesAreRejectedBeforeAllocating) {
+  // A header claiming 2^62 floats over an empty data section.
+  const std::string header = "{\"x\":{\"dtype\":\"F32\",\"shape\":[4611686018427387904],\"data_offsets\":[0,0]}}";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  bytes += header;
+  EXPECT_ERROR_WITH(nn::from_safetensors(bytes, "evil"), "safetensors", "too large");
+  const std::string meta = "{\"__metadata__\":[1,2]}";
+  std::string bytes2(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes2[i] = static_cast<char>((meta.size() >> (8 * i)) & 0xff);
+  EXPECT_ERROR_WITH(nn::from_safetensors(bytes2 + meta, "m"), "__metadata__ must be an object");
+}
