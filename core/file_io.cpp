@@ -37,6 +37,13 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
     ::unlink(tmp.c_str());
     detail::fail("write_file_atomic: could not write '", path, "': ", err);
   }
+  // Make the rename itself durable: flush the directory entry too.
+  const std::string dir = std::filesystem::path(path).parent_path().string();
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
 }
 
 std::string read_file(const std::string& path) {

@@ -30,7 +30,7 @@ Tensor embedding_backward(const Tensor& g, const Tensor& indices, int64_t num_ro
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
   check_floating("embedding", weight);
   check_defined("embedding", indices, "indices");
-  check_cpu("embedding", {&weight, &indices});
+  check_cpu("embedding", {&weight, &indices});  // before reading the indices on the host
   CTXPOOL_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ", weight.sizes());
   CTXPOOL_CHECK(indices.dtype() == kInt64, "embedding: indices must be int64, got ", indices.dtype(),
                 " with shape ", indices.sizes());
@@ -64,9 +64,9 @@ void check_gather_args(const char* op, const Tensor& x, int64_t dim, const Tenso
 
 Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   check_defined("gather", x);
+  check_cpu("gather", {&x, &index});
   const int64_t dim = wrap_dim(dim_in, x.dim(), "gather");
   check_gather_args("gather", x, dim, index);
-  check_cpu("gather", {&x, &index});
   Tensor out = new_empty(index.sizes(), x.dtype(), x.device());
   cpu::gather(x, dim, index, out);
   return record("gather", {x}, out, [in = x.sizes(), dim, si = SavedTensor(index)](const Tensor& g, const LambdaNode&) {
@@ -76,9 +76,9 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
 
 Tensor scatter_add(const Tensor& x, int64_t dim_in, const Tensor& index, const Tensor& src) {
   check_same("scatter_add", x, src);
+  check_cpu("scatter_add", {&x, &index, &src});
   const int64_t dim = wrap_dim(dim_in, x.dim(), "scatter_add");
   check_gather_args("scatter_add", x, dim, index);
-  check_cpu("scatter_add", {&x, &index, &src});
   CTXPOOL_CHECK(src.dim() == index.dim(), "scatter_add: src ", src.sizes(), " must have as many dims as index ",
                 index.sizes());
   for (int64_t d = 0; d < index.dim(); ++d) {

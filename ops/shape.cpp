@@ -124,6 +124,7 @@ namespace {
 // own so that it is differentiable (its backward slices again).
 Tensor slice_backward(const Tensor& g, const Shape& in_sizes, int64_t dim, int64_t start, int64_t end,
                       int64_t step) {
+  check_cpu("slice backward", {&g});
   Tensor out = zeros(in_sizes, TensorOptions(g.dtype()).device(g.device()));
   {
     autograd::NoGradGuard no_grad;
