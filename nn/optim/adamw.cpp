@@ -15,15 +15,17 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o) : Optimizer(
   for (const ParamGroup& g : groups_) {
     exp_avg_.emplace_back(g.params.size());
     exp_avg_sq_.emplace_back(g.params.size());
+    steps_.emplace_back(g.params.size(), 0);
   }
 }
 
 void AdamW::step() {
   ++step_count_;
   const double b1 = options_.beta1, b2 = options_.beta2;
-  const double correction1 = 1.0 - std::pow(b1, static_cast<double>(step_count_));
-  const double correction2 = 1.0 - std::pow(b2, static_cast<double>(step_count_));
   for_each_param([&](size_t gi, size_t i, Tensor& p, const Tensor& grad) {
+    const double t = static_cast<double>(++steps_[gi][i]);
+    const double correction1 = 1.0 - std::pow(b1, t);
+    const double correction2 = 1.0 - std::pow(b2, t);
     const double lr = groups_[gi].lr, wd = groups_[gi].weight_decay;
     Tensor& m = exp_avg_[gi][i];
     Tensor& v = exp_avg_sq_[gi][i];
@@ -61,6 +63,7 @@ std::map<std::string, Tensor> AdamW::state_tensors() const {
       if (!exp_avg_[g][i].defined()) continue;
       out[key(g, i, "exp_avg")] = exp_avg_[g][i];
       out[key(g, i, "exp_avg_sq")] = exp_avg_sq_[g][i];
+      out[key(g, i, "step")] = scalar_tensor(static_cast<double>(steps_[g][i]), kInt64);
     }
   }
   return out;
@@ -72,6 +75,10 @@ void AdamW::load_state_tensors(const std::map<std::string, Tensor>& state) {
       if (!state.count(key(g, i, "exp_avg"))) continue;
       load_one(state, key(g, i, "exp_avg"), groups_[g].params[i], exp_avg_[g][i]);
       load_one(state, key(g, i, "exp_avg_sq"), groups_[g].params[i], exp_avg_sq_[g][i]);
+      auto step = state.find(key(g, i, "step"));
+      CTXPOOL_CHECK(step != state.end() && step->second.numel() == 1, "optimizer: state '", key(g, i, "step"),
+                    "' is missing from the checkpoint");
+      steps_[g][i] = static_cast<int64_t>(step->second.item());
     }
   }
 }

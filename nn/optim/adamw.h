@@ -1,7 +1,8 @@
 // AdamW (Loshchilov & Hutter): Adam with decoupled weight decay, as torch.optim.AdamW:
 //   p -= lr * wd * p;  m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
-// One fused pass over each parameter.
+// One fused pass over each parameter. t counts the steps in which that parameter had a gradient
+// (per parameter, as in PyTorch), so a parameter first used late gets a fresh bias correction.
 #pragma once
 #include "nn/optim/optimizer.h"
 
@@ -26,6 +27,7 @@ class AdamW : public Optimizer {
  private:
   AdamWOptions options_;
   std::vector<std::vector<Tensor>> exp_avg_, exp_avg_sq_;  // [group][index]
+  std::vector<std::vector<int64_t>> steps_;                // [group][index]
 };
 
 }  // namespace ctxpool::nn::optim

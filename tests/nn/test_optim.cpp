@@ -75,13 +75,12 @@ TEST(AdamW, GroupsSkipParamsWithoutGradAndStateRoundTrips) {
   opt.step();
   EXPECT_EQ(b.at({0}), 2.0);  // no grad: untouched (not even decayed)
   auto state = opt.state_tensors();
-  EXPECT_TRUE(state.count("0.0.exp_avg") && state.count("0.0.exp_avg_sq"));
+  EXPECT_TRUE(state.count("0.0.exp_avg") && state.count("0.0.exp_avg_sq") && state.count("0.0.step"));
   EXPECT_FALSE(state.count("1.0.exp_avg"));
   // A second optimizer restored from the state continues identically.
   Tensor a2 = leaf({a.at({0})});
   AdamW opt2(std::vector<ParamGroup>{{{a2}, 0.1, 0.0}, {{leaf({2.0})}, 0.1, 0.5}}, AdamWOptions{});
   opt2.load_state_tensors(state);
-  opt2.set_step_count(opt.step_count());
   set_grad(a, {0.3});
   set_grad(a2, {0.3});
   opt.step();
@@ -109,6 +108,21 @@ TEST(ClipGradNorm, ScalesToTheMaximum) {
   EXPECT_NEAR(grad_norm({a, b}), 1.0, 1e-5);
   EXPECT_NEAR(clip_grad_norm({a, b}, 10.0), 1.0, 1e-5);  // below the limit: unchanged
   expect_values(b.grad(), {0.8}, 1e-6);
+}
+
+TEST(AdamW, BiasCorrectionCountsEachParametersOwnSteps) {
+  // b gets its first gradient at the second step: its update is a first Adam step (t = 1).
+  Tensor a = leaf({1.0}), b = leaf({1.0}), fresh = leaf({1.0});
+  AdamW opt({a, b}, AdamWOptions{0.1, 0.9, 0.99, 1e-8, 0.0});
+  set_grad(a, {1.0});
+  opt.step();
+  set_grad(a, {1.0});
+  set_grad(b, {0.5});
+  opt.step();
+  AdamW first({fresh}, AdamWOptions{0.1, 0.9, 0.99, 1e-8, 0.0});
+  set_grad(fresh, {0.5});
+  first.step();
+  EXPECT_EQ(b.at({0}), fresh.at({0}));
 }
 
 TEST(AdamW, LoadingMismatchedStateIsAnError) {
