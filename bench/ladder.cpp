@@ -1,0 +1,99 @@
+// Kernel ladder (after llm.c's dev/): for each fused op, the naive version written with plain ops
+// beside the fused one. Both run forward + backward on the same inputs; the ladder checks that they
+// agree (max |difference| of outputs and input gradients) and times each.
+//
+//   build/bench/ladder            (CTXPOOL_NUM_THREADS sets the threads)
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/parallel.h"
+#include "ops/ops.h"
+
+using namespace ctxpool;
+
+namespace {
+
+using Version = std::function<Tensor(const std::vector<Tensor>&)>;
+
+double median_ms(const std::function<void()>& fn, int reps = 10) {
+  fn();
+  std::vector<double> t;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    fn();
+    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  }
+  std::sort(t.begin(), t.end());
+  return t[t.size() / 2];
+}
+
+// Output and input gradients of fn for a fixed upstream gradient.
+std::vector<Tensor> run(const Version& fn, const std::vector<Tensor>& inputs, const Tensor& upstream) {
+  for (const Tensor& x : inputs) x.set_grad(Tensor());
+  Tensor y = fn(inputs);
+  y.backward(upstream);
+  std::vector<Tensor> out{y.detach()};
+  for (const Tensor& x : inputs) out.push_back(x.grad());
+  return out;
+}
+
+double max_abs_diff(const Tensor& a, const Tensor& b) {
+  return ops::max(ops::abs(ops::sub(a.to(kFloat64), b.to(kFloat64)))).item();
+}
+
+void rung(const char* name, const Version& naive, const Version& fused, const std::vector<Tensor>& inputs) {
+  const Tensor upstream = randn(fused(inputs).sizes());
+  const auto a = run(naive, inputs, upstream), b = run(fused, inputs, upstream);
+  double diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff = std::max(diff, max_abs_diff(a[i], b[i]));
+  const double t_naive = median_ms([&] { run(naive, inputs, upstream); });
+  const double t_fused = median_ms([&] { run(fused, inputs, upstream); });
+  std::printf("| %s | %.3f | %.3f | %.2fx | %.1e |\n", name, t_naive, t_fused, t_naive / t_fused, diff);
+}
+
+}  // namespace
+
+int main() {
+  manual_seed(0);
+  std::printf("threads: %d\n\n| op (fwd+bwd) | naive ms | fused ms | speed-up | max abs diff |\n|---|---:|---:|---:|---:|\n",
+              get_num_threads());
+
+  // Causal attention, the LM's shapes: [B=32, heads=4, T=128, 32].
+  auto qkv = [] { return randn({32, 4, 128, 32}).requires_grad_(true); };
+  rung("causal attention [32,4,128,32]",
+       [](const std::vector<Tensor>& in) {
+         const Tensor s = ops::mul(ops::matmul(in[0], ops::transpose(in[1], -1, -2)), scalar_tensor(1.0 / std::sqrt(32.0)));
+         const Tensor future = ops::gt(ops::unsqueeze(arange(128, kInt64), 0), ops::unsqueeze(arange(128, kInt64), 1));
+         return ops::matmul(ops::softmax(s.masked_fill(future, -INFINITY), -1), in[2]);
+       },
+       [](const std::vector<Tensor>& in) { return ops::scaled_dot_product_attention(in[0], in[1], in[2], true); },
+       {qkv(), qkv(), qkv()});
+
+  // LayerNorm over d = 128 of [4096, 128].
+  auto x = randn({4096, 128}).requires_grad_(true);
+  auto w = ops::add(randn({128}), scalar_tensor(1.0)).detach().requires_grad_(true);
+  auto b = randn({128}).requires_grad_(true);
+  rung("layer_norm [4096,128]",
+       [](const std::vector<Tensor>& in) {
+         const Tensor mu = ops::mean(in[0], {-1}, true);
+         const Tensor c = ops::sub(in[0], mu);
+         const Tensor rstd = ops::rsqrt(ops::add(ops::mean(ops::mul(c, c), {-1}, true), scalar_tensor(1e-5)));
+         return ops::add(ops::mul(ops::mul(c, rstd), in[1]), in[2]);
+       },
+       [](const std::vector<Tensor>& in) { return ops::layer_norm(in[0], {128}, in[1], in[2]); }, {x, w, b});
+
+  // Softmax cross-entropy over 65 classes.
+  auto logits = randn({4096, 65}).requires_grad_(true);
+  const Tensor target = ops::argmax(randn({4096, 65}), 1);
+  rung("cross_entropy [4096,65]",
+       [target](const std::vector<Tensor>& in) {
+         return ops::neg(ops::mean(ops::gather(ops::log_softmax(in[0], 1), 1, ops::unsqueeze(target, 1))));
+       },
+       [target](const std::vector<Tensor>& in) { return ops::cross_entropy(in[0], target); }, {logits});
+  return 0;
+}
