@@ -12,6 +12,18 @@ namespace ctxpool::cpu {
 
 namespace {
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)); }
+
+// The shared core of every softmax here: out[c] = exp(in[c] - max) for c < n (out may be in);
+// returns the sum and sets *max_out. A row of -inf uses max 0 (no inf - inf).
+template <typename T>
+double exp_shifted(const T* in, T* out, int64_t n, T* max_out) {
+  T mx = -std::numeric_limits<T>::infinity();
+  for (int64_t c = 0; c < n; ++c) mx = std::max(mx, in[c]);
+  if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
+  for (int64_t c = 0; c < n; ++c) out[c] = exp_of(in[c] - mx);
+  *max_out = mx;
+  return sum_of(out, n);
+}
 }
 
 // x [rows, cols] -> out [rows, cols]
@@ -26,11 +38,8 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
       for (int64_t r = r0; r < r1; ++r) {
         const T* in = xp + r * cols;
         T* o = op + r * cols;
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t c = 0; c < cols; ++c) mx = std::max(mx, in[c]);
-        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;  // all -inf: avoid inf - inf
-        for (int64_t c = 0; c < cols; ++c) o[c] = exp_of(in[c] - mx);
-        const double total = sum_of(o, cols);
+        T mx;
+        const double total = exp_shifted(in, o, cols, &mx);
         if (log) {
           const T lse = static_cast<T>(std::log(total)) + mx;
           for (int64_t c = 0; c < cols; ++c) o[c] = in[c] - lse;
@@ -55,14 +64,9 @@ void attention_softmax_rows(const Tensor& scores, int64_t t, double scale, bool 
       for (int64_t r = r0; r < r1; ++r) {
         T* row = base + r * s_len;
         const int64_t valid = causal ? std::min(s_len, r % t + 1) : s_len;
-        T mx = -std::numeric_limits<T>::infinity();
-        for (int64_t c = 0; c < valid; ++c) {
-          row[c] *= sc;
-          mx = std::max(mx, row[c]);
-        }
-        if (mx == -std::numeric_limits<T>::infinity()) mx = 0;
-        for (int64_t c = 0; c < valid; ++c) row[c] = exp_of(row[c] - mx);
-        const T inv = static_cast<T>(1.0 / sum_of(row, valid));
+        for (int64_t c = 0; c < valid; ++c) row[c] *= sc;
+        T mx;
+        const T inv = static_cast<T>(1.0 / exp_shifted(row, row, valid, &mx));
         for (int64_t c = 0; c < valid; ++c) row[c] *= inv;
         for (int64_t c = valid; c < s_len; ++c) row[c] = 0;
       }
@@ -199,12 +203,9 @@ void cross_entropy_backward_rows(const Tensor& logits, const Tensor& target, con
     T* dp = dlogits.data_ptr<T>();
     parallel_for(0, n, row_grain(cols), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
-        const T* row = xp + r * cols;
         T* d = dp + r * cols;
-        T mx = row[0];
-        for (int64_t c = 1; c < cols; ++c) mx = std::max(mx, row[c]);
-        for (int64_t c = 0; c < cols; ++c) d[c] = exp_of(row[c] - mx);
-        const T scale = static_cast<T>(sp[r] / sum_of(d, cols));
+        T mx;
+        const T scale = static_cast<T>(sp[r] / exp_shifted(xp + r * cols, d, cols, &mx));
         for (int64_t c = 0; c < cols; ++c) d[c] *= scale;
         if (sp[r] != T(0)) d[tp[r]] -= sp[r];
       }
