@@ -25,34 +25,35 @@ std::vector<int64_t> normalize_dims(const std::vector<int64_t>& dims, int64_t nd
 
 namespace {
 
-struct ReductionPlan {
-  Tensor rows;         // contiguous [rows, cols]
-  Shape kept_shape;    // output shape without keepdim
-  Shape keepdim_shape; // output shape with size-1 reduced dims
-  int64_t cols = 1;
+// The shapes of a reduction over `dims`.
+struct ReducedShapes {
+  Shape kept;     // output shape without keepdim
+  Shape keepdim;  // output shape with size-1 reduced dims
+  int64_t cols = 1;  // elements reduced into each output
 };
 
-ReductionPlan plan_reduction(const Tensor& x, const std::vector<int64_t>& dims) {
-  ReductionPlan p;
-  std::vector<int64_t> perm;
-  std::vector<bool> reduced(x.dim(), false);
-  for (int64_t d : dims) reduced[d] = true;
-  p.keepdim_shape = x.sizes();
+ReducedShapes reduced_shapes(const Tensor& x, const std::vector<int64_t>& dims) {
+  ReducedShapes r;
+  r.keepdim = x.sizes();
   for (int64_t d = 0; d < x.dim(); ++d) {
-    if (reduced[d]) {
-      p.cols *= x.sizes()[d];
-      p.keepdim_shape[d] = 1;
+    if (std::find(dims.begin(), dims.end(), d) != dims.end()) {
+      r.cols *= x.sizes()[d];
+      r.keepdim[d] = 1;
     } else {
-      perm.push_back(d);
-      p.kept_shape.push_back(x.sizes()[d]);
+      r.kept.push_back(x.sizes()[d]);
     }
   }
-  for (int64_t d : dims) perm.push_back(d);
+  return r;
+}
+
+// x laid out as contiguous [outputs, cols]: the reduced dims moved last (a copy when needed).
+Tensor as_rows(const Tensor& x, const std::vector<int64_t>& dims, const ReducedShapes& r) {
+  std::vector<int64_t> perm;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (std::find(dims.begin(), dims.end(), d) == dims.end()) perm.push_back(d);
+  perm.insert(perm.end(), dims.begin(), dims.end());
   autograd::NoGradGuard no_grad;  // layout only; the op records its own backward
-  Tensor moved = x.detach().permute(perm).contiguous();
-  const int64_t rows = shape_numel(p.kept_shape);
-  p.rows = moved.reshape({rows, p.cols});
-  return p;
+  return x.detach().permute(perm).contiguous().reshape({shape_numel(r.kept), r.cols});
 }
 
 // g of the reduced shape -> broadcast back to `in_sizes`.
@@ -67,12 +68,8 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   check_cpu("sum", {&x});
   if (x.dtype() == kBool) return sum(x.to(kInt64), dims_in, keepdim);  // count, as torch does
   const std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "sum");
-  Shape kept_shape, keepdim_shape = x.sizes();
-  for (int64_t d = 0; d < x.dim(); ++d) {
-    if (std::find(dims.begin(), dims.end(), d) == dims.end()) kept_shape.push_back(x.sizes()[d]);
-    else keepdim_shape[d] = 1;
-  }
-  Tensor out = new_empty(kept_shape, x.dtype(), x.device());
+  const ReducedShapes shapes = reduced_shapes(x, dims);
+  Tensor out = new_empty(shapes.kept, x.dtype(), x.device());
   const bool consecutive = !dims.empty() && dims.back() - dims.front() + 1 == static_cast<int64_t>(dims.size());
   if (x.is_contiguous() && consecutive) {
     // Reduced dims in one block: view x as [outer, reduce, inner] and sum in place, no copy.
@@ -85,11 +82,10 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
       cpu::sum_middle(flat, outer, reduce, inner, out);
     }
   } else {
-    ReductionPlan p = plan_reduction(x, dims);
-    cpu::sum_rows(p.rows, out);
+    cpu::sum_rows(as_rows(x, dims, shapes), out);
   }
-  if (keepdim) out = out.detach().reshape(keepdim_shape);
-  return record("sum", {x}, out, [ks = keepdim_shape, in = x.sizes()](const Tensor& g, const LambdaNode&) {
+  if (keepdim) out = out.detach().reshape(shapes.keepdim);
+  return record("sum", {x}, out, [ks = shapes.keepdim, in = x.sizes()](const Tensor& g, const LambdaNode&) {
     return Grads{expand_grad(g, ks, in)};
   });
 }
@@ -125,17 +121,17 @@ std::pair<Tensor, Tensor> max_min(const Tensor& x, int64_t dim_in, bool keepdim,
   CTXPOOL_CHECK(x.dim() == 0 || x.sizes()[dim] > 0, name, ": cannot reduce over dim ", dim,
                 " of size 0 (shape ", x.sizes(), ")");
   const std::vector<int64_t> dims = x.dim() ? std::vector<int64_t>{dim} : std::vector<int64_t>{};
-  ReductionPlan p = plan_reduction(x, dims);
-  Tensor values = new_empty(p.kept_shape, x.dtype(), x.device());
-  Tensor indices = new_empty(p.kept_shape, kInt64, x.device());
-  cpu::max_rows(p.rows, values, indices, find_max);
+  const ReducedShapes shapes = reduced_shapes(x, dims);
+  Tensor values = new_empty(shapes.kept, x.dtype(), x.device());
+  Tensor indices = new_empty(shapes.kept, kInt64, x.device());
+  cpu::max_rows(as_rows(x, dims, shapes), values, indices, find_max);
   if (keepdim) {
-    values = values.detach().reshape(p.keepdim_shape);
-    indices = indices.reshape(p.keepdim_shape);
+    values = values.detach().reshape(shapes.keepdim);
+    indices = indices.reshape(shapes.keepdim);
   }
   if (!is_floating(x.dtype())) return {values, indices};
   values = record(name, {x}, values,
-                  [in = x.sizes(), ks = p.keepdim_shape, si = SavedTensor(indices.reshape(p.keepdim_shape)), dim,
+                  [in = x.sizes(), ks = shapes.keepdim, si = SavedTensor(indices.reshape(shapes.keepdim)), dim,
                    is0d = x.dim() == 0, name](const Tensor& g, const LambdaNode&) {
     if (is0d) return Grads{g};
     const Tensor idx = si.unpack(name);
