@@ -95,5 +95,32 @@ int main() {
          return ops::neg(ops::mean(ops::gather(ops::log_softmax(in[0], 1), 1, ops::unsqueeze(target, 1))));
        },
        [target](const std::vector<Tensor>& in) { return ops::cross_entropy(in[0], target); }, {logits});
+
+  // Local (sliding-window) causal attention, W = 32 of T = 512: the naive version builds all T x T
+  // scores and masks everything outside the band i - 32 < j <= i; the fused one keeps [T, W].
+  {
+    auto qkv512 = [] { return randn({16, 4, 512, 32}).requires_grad_(true); };
+    const std::vector<Tensor> in{qkv512(), qkv512(), qkv512()};
+    const Tensor diff = ops::sub(ops::unsqueeze(arange(512, kInt64), 1), ops::unsqueeze(arange(512, kInt64), 0));  // i - j
+    const Tensor outside = ops::logical_not(
+        ops::logical_and(ops::ge(diff, ops::scalar_like(0, diff)), ops::lt(diff, ops::scalar_like(32, diff))));
+    rung("local attention W=32 [16,4,512,32]",
+         [outside](const std::vector<Tensor>& x) {
+           const Tensor s = ops::mul(ops::matmul(x[0], ops::transpose(x[1], -1, -2)), scalar_tensor(1.0 / std::sqrt(32.0)));
+           return ops::matmul(ops::softmax(s.masked_fill(outside, -INFINITY), -1), x[2]);
+         },
+         [](const std::vector<Tensor>& x) { return ops::local_attention(x[0], x[1], x[2], 32); }, in);
+    // Against full causal attention at the same shape (what local attention replaces).
+    const Tensor upstream = randn({16, 4, 512, 32});
+    const double t_full = median_ms([&] {
+      run([](const std::vector<Tensor>& x) { return ops::scaled_dot_product_attention(x[0], x[1], x[2], true); }, in,
+          upstream);
+    });
+    const double t_local = median_ms([&] {
+      run([](const std::vector<Tensor>& x) { return ops::local_attention(x[0], x[1], x[2], 32); }, in, upstream);
+    });
+    std::printf("\nat [16,4,512,32] (fwd+bwd): full causal scaled_dot_product_attention %.3f ms, "
+                "local_attention W=32 %.3f ms (%.2fx)\n", t_full, t_local, t_full / t_local);
+  }
   return 0;
 }

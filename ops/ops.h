@@ -4,6 +4,7 @@
 //
 // Binary ops broadcast NumPy-style; their inputs must share a dtype (no silent promotion) and a device.
 #pragma once
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -122,6 +123,52 @@ Tensor dropout(const Tensor& x, double p, bool training = true);
 // scale <= 0 means 1 / sqrt(D).
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                     bool causal = false, double scale = -1.0);
+
+// Local (sliding-window) causal attention, O(T W D) time and O(T W) memory (never a T x T matrix):
+// q, k [..., T, D], v [..., T, Dv] -> [..., T, Dv]; query i sees the `window` keys i - window < j <= i.
+// scale <= 0 means 1 / sqrt(D). ops/local_attention.cpp.
+Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window, double scale = -1.0);
+
+// ---- convolution (ops/conv.cpp) ----
+// x [B, C_in, L], weight [C_out, C_in, kernel], bias [C_out] (optional) -> [B, C_out, L_out] with
+// L_out = L + pad_left + pad_right - dilation * (kernel - 1); stride 1, zero padding. Padding is
+// given per side, so a causal convolution is pad_left = dilation * (kernel - 1), pad_right = 0.
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t pad_left = 0,
+              int64_t pad_right = 0, int64_t dilation = 1);
+
+// ---- adaptive context pooling (ops/context_pool.cpp; ../shared/PAPER.md, docs/contextpool.md) ----
+// What the pooling learns: full = weights and support sizes; weights_only = weights, support fixed
+// at s_fixed; uniform = no weights (w = 1), support fixed at s_fixed.
+enum class ContextPoolMode { Full, WeightsOnly, Uniform };
+ContextPoolMode context_pool_mode_from_string(const std::string& name);  // "full", "weights_only", "uniform"
+const char* to_string(ContextPoolMode mode);
+
+struct ContextPool1dOptions {
+  int64_t window = 16;           // K: token i pools j with |i - j| <= K (causal: i - K <= j <= i)
+  bool causal = true;
+  double s_min = 0.5;            // support size range, in tokens
+  std::optional<double> s_max;   // default max(K / 2, s_min)
+  double eps = 1e-6;             // added to the normaliser
+  ContextPoolMode mode = ContextPoolMode::Full;
+  std::optional<double> s_fixed; // the support size when it is not learned; default (s_min + s_max) / 2
+
+  // A copy with s_max and s_fixed filled in; a clear error for bad values (K < 0, s_min <= 0,
+  // s_max < s_min, s_fixed <= 0, non-finite or negative eps).
+  ContextPool1dOptions resolved() const;
+};
+
+// x [B, N, d] features, a and b [B, N] predictor outputs -> y [B, N, d] (no residual):
+//   w_j = sigmoid(a_j) (1 in uniform mode), s_i = s_min + (s_max - s_min) sigmoid(b_i) (s_fixed unless full),
+//   g_i(j) = exp(-(i - j)^2 / (2 s_i^2)),  y_i = sum_{j in W(i)} g_i(j) w_j x_j / (sum_{j in W(i)} g_i(j) w_j + eps).
+// Fused forward and backward (gradients to x, a, b; a zero gradient to what a mode does not learn),
+// memory O(B N d + B N K): no [B, N, N] tensor. float32 and float64.
+Tensor context_pool1d(const Tensor& x, const Tensor& a, const Tensor& b, const ContextPool1dOptions& options = {});
+// The same computation with plain ops through a dense [B, N, N] weight matrix: the naive reference
+// that tests and bench/ladder compare the fused op with (and that differentiates twice).
+Tensor context_pool1d_reference(const Tensor& x, const Tensor& a, const Tensor& b,
+                                const ContextPool1dOptions& options = {});
+// The support sizes s [B, N] the op uses for predictor output b (differentiable; s_fixed unless full).
+Tensor context_pool1d_support(const Tensor& b, const ContextPool1dOptions& options = {});
 
 enum class Reduction { None, Mean, Sum };
 // logits [N, C], target int64 [N]. Fused log_softmax + negative log likelihood. Targets equal to

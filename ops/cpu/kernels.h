@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "ops/ops.h"
 
 namespace ctxpool::cpu {
 
@@ -64,6 +65,27 @@ void cross_entropy_backward_rows(const Tensor& logits, const Tensor& target, con
 // logits contiguous [N, C], target [N] -> loss [N] (0 where target == ignore_index).
 void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t ignore_index,
                         const Tensor& loss);
+
+// Local causal attention over contiguous q, k [BH, T, D], v [BH, T, Dv] (ops/cpu/local_attention.cpp):
+// -> probs [BH, T, W] (slot c holds key j = i - W + 1 + c; slots before the sequence start are 0),
+//    out [BH, T, Dv].
+void local_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window, double scale,
+                             const Tensor& probs, const Tensor& out);
+// g [BH, T, Dv] contiguous, probs from the forward -> dq, dk [BH, T, D], dv [BH, T, Dv] (each optional).
+void local_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probs,
+                              const Tensor& g, int64_t window, double scale, const Tensor& dq,
+                              const Tensor& dk, const Tensor& dv);
+
+// Adaptive context pooling (ops/cpu/context_pool.cpp), options already resolved. x [B, N, d],
+// a, b [B, N] contiguous -> y [B, N, d], coef [B, N, S] (P_i(j) = g_i(j) w_j / Z_i; slot c holds
+// j = i - K + c, S = K + 1 causal or 2K + 1 bidirectional, K clipped to N - 1; 0 outside the
+// sequence), norm [B, N] (Z_i, eps included).
+void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
+                            const Tensor& y, const Tensor& coef, const Tensor& norm);
+// gy [B, N, d] contiguous -> gx [B, N, d], ga, gb [B, N] (each optional).
+void context_pool1d_backward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
+                             const Tensor& coef, const Tensor& norm, const Tensor& gy, const Tensor& gx,
+                             const Tensor& ga, const Tensor& gb);
 
 // weight [V, D] contiguous, indices [N] contiguous -> out [N, D].
 void embedding(const Tensor& weight, const Tensor& indices, const Tensor& out);

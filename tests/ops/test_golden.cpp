@@ -1,0 +1,141 @@
+// Agreement with PyTorch: golden inputs, outputs and gradients written by bench/reference/make_golden.py
+// (float64) into tests/golden/, so that these tests need no PyTorch. Each case runs in float64 (tight
+// tolerance) and again in float32 (the STYLE.md tolerances for op vs PyTorch golden values).
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include "helpers/test_utils.h"
+#include "nn/serialize.h"
+
+#ifndef CTXPOOL_GOLDEN_DIR
+#error "CTXPOOL_GOLDEN_DIR must name tests/golden (see tests/CMakeLists.txt)"
+#endif
+
+using namespace ctxpool;
+
+namespace {
+
+struct Tolerance {
+  double atol, rtol;
+};
+// float64 against float64: only rounding differences between two implementations.
+constexpr Tolerance kFloat64Tol{1e-9, 1e-7};
+// float32 against float64 golden values (../shared/STYLE.md).
+constexpr Tolerance kFloat32Forward{1e-6, 1e-3};
+constexpr Tolerance kFloat32Grad{1e-4, 1e-3};
+
+struct GoldenFile {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> metadata;
+  int cases = 0;
+
+  bool has(int i, const std::string& name) const { return tensors.count(key(i, name)) > 0; }
+  const Tensor& get(int i, const std::string& name) const { return tensors.at(key(i, name)); }
+  nlohmann::json options(int i) const { return nlohmann::json::parse(metadata.at("case" + std::to_string(i))); }
+  std::string describe(int i) const {
+    auto it = metadata.find(key(i, "description"));
+    return "case" + std::to_string(i) + (it == metadata.end() ? "" : " (" + it->second + ")");
+  }
+  static std::string key(int i, const std::string& name) { return "case" + std::to_string(i) + "." + name; }
+};
+
+// Loads tests/golden/<op>.safetensors. A missing file is a failure, not a skip.
+bool load_golden(const std::string& op, GoldenFile* out) {
+  const std::string path = std::string(CTXPOOL_GOLDEN_DIR) + "/" + op + ".safetensors";
+  if (!std::filesystem::exists(path)) {
+    ADD_FAILURE() << "golden file " << path << " is missing: run /usr/bin/python3 bench/reference/make_golden.py "
+                  << "(needs PyTorch) and commit tests/golden/";
+    return false;
+  }
+  out->tensors = nn::load_safetensors(path, &out->metadata);
+  out->cases = std::stoi(out->metadata.at("cases"));
+  EXPECT_GT(out->cases, 0) << path;
+  return true;
+}
+
+// A float64 or float32 leaf that requires grad, with the golden tensor's values.
+Tensor leaf(const Tensor& golden, DType dtype) { return golden.to(dtype).clone().requires_grad_(true); }
+
+// Every element within atol + rtol * |want|; on failure, names the case and tensor and shows the worst element.
+void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const std::string& what) {
+  if (!got.defined()) {
+    ADD_FAILURE() << what << ": undefined (a missing gradient; PyTorch's has " << want.numel() << " elements)";
+    return;
+  }
+  ASSERT_EQ(got.sizes(), want.sizes()) << what;
+  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
+  size_t worst = 0;
+  double worst_excess = -INFINITY, max_abs_diff = 0;
+  for (size_t k = 0; k < g.size(); ++k) {
+    const double diff = std::abs(g[k] - w[k]);
+    const double excess = std::isnan(diff) ? INFINITY : diff - (tol.atol + tol.rtol * std::abs(w[k]));
+    max_abs_diff = std::max(max_abs_diff, diff);
+    if (excess > worst_excess) worst_excess = excess, worst = k;
+  }
+  if (worst_excess > 0)
+    ADD_FAILURE() << what << " " << got.dtype() << ": max |diff| " << max_abs_diff << "; worst at element "
+                  << worst << ": got " << g[worst] << ", PyTorch " << w[worst] << " (tolerance " << tol.atol
+                  << " + " << tol.rtol << " * |ref|)";
+}
+
+ops::ContextPool1dOptions context_pool_options(const nlohmann::json& j) {
+  ops::ContextPool1dOptions o;
+  o.window = j.at("window").get<int64_t>();
+  o.causal = j.at("causal").get<bool>();
+  o.s_min = j.at("s_min").get<double>();
+  o.s_max = j.at("s_max").get<double>();
+  o.eps = j.at("eps").get<double>();
+  o.mode = ops::context_pool_mode_from_string(j.at("mode").get<std::string>());
+  o.s_fixed = j.at("s_fixed").get<double>();
+  return o;
+}
+
+void check_context_pool(DType dtype, Tolerance forward, Tolerance grad) {
+  GoldenFile golden;
+  if (!load_golden("context_pool1d", &golden)) return;
+  for (int i = 0; i < golden.cases; ++i) {
+    const std::string name = golden.describe(i);
+    SCOPED_TRACE(name + " " + golden.metadata.at("case" + std::to_string(i)));
+    const auto options = context_pool_options(golden.options(i));
+    Tensor x = leaf(golden.get(i, "x"), dtype), a = leaf(golden.get(i, "a"), dtype);
+    Tensor b = leaf(golden.get(i, "b"), dtype);
+    Tensor y = ops::context_pool1d(x, a, b, options);
+    y.backward(golden.get(i, "gy").to(dtype));
+    expect_close(y, golden.get(i, "y"), forward, name + " y");
+    expect_close(x.grad(), golden.get(i, "gx"), grad, name + " gx");
+    expect_close(a.grad(), golden.get(i, "ga"), grad, name + " ga");
+    expect_close(b.grad(), golden.get(i, "gb"), grad, name + " gb");
+  }
+}
+
+void check_conv1d(DType dtype, Tolerance forward, Tolerance grad) {
+  GoldenFile golden;
+  if (!load_golden("conv1d", &golden)) return;
+  for (int i = 0; i < golden.cases; ++i) {
+    const std::string name = golden.describe(i);
+    SCOPED_TRACE(name + " " + golden.metadata.at("case" + std::to_string(i)));
+    const nlohmann::json options = golden.options(i);
+    const bool has_bias = options.at("bias").get<bool>();
+    ASSERT_EQ(has_bias, golden.has(i, "bias")) << name;
+    Tensor x = leaf(golden.get(i, "x"), dtype), weight = leaf(golden.get(i, "weight"), dtype);
+    Tensor bias = has_bias ? leaf(golden.get(i, "bias"), dtype) : Tensor();
+    Tensor y = ops::conv1d(x, weight, bias, options.at("pad_left").get<int64_t>(),
+                           options.at("pad_right").get<int64_t>(), options.at("dilation").get<int64_t>());
+    y.backward(golden.get(i, "gy").to(dtype));
+    expect_close(y, golden.get(i, "y"), forward, name + " y");
+    expect_close(x.grad(), golden.get(i, "gx"), grad, name + " gx");
+    expect_close(weight.grad(), golden.get(i, "gweight"), grad, name + " gweight");
+    if (has_bias) expect_close(bias.grad(), golden.get(i, "gbias"), grad, name + " gbias");
+  }
+}
+
+}  // namespace
+
+TEST(Golden, ContextPool1dFloat64MatchesPyTorch) { check_context_pool(kFloat64, kFloat64Tol, kFloat64Tol); }
+TEST(Golden, ContextPool1dFloat32MatchesPyTorch) { check_context_pool(kFloat32, kFloat32Forward, kFloat32Grad); }
+TEST(Golden, Conv1dFloat64MatchesPyTorch) { check_conv1d(kFloat64, kFloat64Tol, kFloat64Tol); }
+TEST(Golden, Conv1dFloat32MatchesPyTorch) { check_conv1d(kFloat32, kFloat32Forward, kFloat32Grad); }
