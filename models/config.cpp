@@ -33,6 +33,12 @@ class Section {
     }
     into = v.get<T>();
   }
+  // A nested object: true (and marked as seen) when present.
+  bool has(const char* key) {
+    seen_.insert(key);
+    return j_.contains(key);
+  }
+  const nlohmann::json& at(const char* key) const { return j_.at(key); }
   void finish() const {
     for (auto it = j_.begin(); it != j_.end(); ++it)
       CTXPOOL_CHECK(seen_.count(it.key()), "config: unknown key '", name_, ".", it.key(), "'");
@@ -67,6 +73,33 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("dropout", m.dropout);
     s.read("init_std", m.init_std);
     s.read("gelu", m.gelu);
+    s.read("attention", m.attention);
+    s.read("local_window", m.local_window);
+    if (s.has("adaptive_span")) {
+      Section a(s.at("adaptive_span"), "model.adaptive_span");
+      a.read("max_span", m.adaptive_span.max_span);
+      a.read("ramp", m.adaptive_span.ramp);
+      a.read("init", m.adaptive_span.init);
+      a.read("lambda", m.adaptive_span.lambda);
+      a.finish();
+    }
+    if (s.has("context_pool")) {
+      Section p(s.at("context_pool"), "model.context_pool");
+      ContextPoolConfig& cp = m.context_pool;
+      p.read("enabled", cp.enabled);
+      p.read("window", cp.window);
+      p.read("mode", cp.mode);
+      p.read("residual", cp.residual);
+      p.read("placement", cp.placement);
+      p.read("pooled", cp.pooled);
+      p.read("s_min", cp.s_min);
+      p.read("s_max", cp.s_max);
+      p.read("s_fixed", cp.s_fixed);
+      p.read("hidden", cp.hidden);
+      p.read("kernel_size", cp.kernel_size);
+      p.read("lambda", cp.lambda);
+      p.finish();
+    }
     s.finish();
   }
   if (j.contains("data")) {
@@ -118,6 +151,23 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
                     m.context > 0,
                 "config: model sizes must be positive and d_model divisible by n_heads (got d_model ", m.d_model,
                 ", n_heads ", m.n_heads, ")");
+  CTXPOOL_CHECK(m.attention == "full" || m.attention == "local" || m.attention == "adaptive_span",
+                "config: 'model.attention' must be \"full\", \"local\" or \"adaptive_span\", got \"", m.attention, "\"");
+  CTXPOOL_CHECK(m.local_window >= 1, "config: 'model.local_window' must be >= 1, got ", m.local_window);
+  const AdaptiveSpanConfig& span = m.adaptive_span;
+  CTXPOOL_CHECK(span.max_span >= 0 && span.ramp > 0 && span.init >= 0 && span.init <= 1 && span.lambda >= 0,
+                "config: model.adaptive_span needs max_span >= 0, ramp > 0, init in [0, 1] and lambda >= 0");
+  const ContextPoolConfig& cp = m.context_pool;
+  CTXPOOL_CHECK(cp.mode == "full" || cp.mode == "weights_only" || cp.mode == "uniform",
+                "config: 'model.context_pool.mode' must be \"full\", \"weights_only\" or \"uniform\", got \"", cp.mode, "\"");
+  CTXPOOL_CHECK(cp.placement == "attn_input" || cp.placement == "between",
+                "config: 'model.context_pool.placement' must be \"attn_input\" or \"between\", got \"", cp.placement, "\"");
+  CTXPOOL_CHECK(cp.pooled == "kv" || cp.pooled == "qkv",
+                "config: 'model.context_pool.pooled' must be \"kv\" or \"qkv\", got \"", cp.pooled, "\"");
+  CTXPOOL_CHECK(cp.window >= 0 && cp.s_min > 0 && cp.s_max >= 0 && cp.s_fixed >= 0 && cp.hidden >= 0 &&
+                    cp.kernel_size >= 1 && cp.lambda >= 0,
+                "config: model.context_pool needs window >= 0, s_min > 0, s_max, s_fixed, hidden, lambda >= 0 "
+                "(0: default) and kernel_size >= 1");
   CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
   CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,
                 "config: train.steps, batch_size, eval_batch_size and log_interval must be positive");
@@ -136,11 +186,18 @@ RunConfig RunConfig::from_file(const std::string& path) {
 }
 
 nlohmann::json RunConfig::to_json() const {
+  const ContextPoolConfig& cp = model.context_pool;
   return {
       {"model", {{"type", model.type}, {"vocab_size", model.vocab_size}, {"n_layers", model.n_layers},
                  {"d_model", model.d_model}, {"n_heads", model.n_heads}, {"d_mlp", model.d_mlp},
                  {"context", model.context}, {"dropout", model.dropout}, {"init_std", model.init_std},
-                 {"gelu", model.gelu}}},
+                 {"gelu", model.gelu}, {"attention", model.attention}, {"local_window", model.local_window},
+                 {"adaptive_span", {{"max_span", model.adaptive_span.max_span}, {"ramp", model.adaptive_span.ramp},
+                                    {"init", model.adaptive_span.init}, {"lambda", model.adaptive_span.lambda}}},
+                 {"context_pool", {{"enabled", cp.enabled}, {"window", cp.window}, {"mode", cp.mode},
+                                   {"residual", cp.residual}, {"placement", cp.placement}, {"pooled", cp.pooled},
+                                   {"s_min", cp.s_min}, {"s_max", cp.s_max}, {"s_fixed", cp.s_fixed},
+                                   {"hidden", cp.hidden}, {"kernel_size", cp.kernel_size}, {"lambda", cp.lambda}}}}},
       {"data", {{"path", data.path}, {"train_fraction", data.train_fraction},
                 {"validation_fraction", data.validation_fraction}}},
       {"optim", {{"type", optim.type}, {"lr", optim.lr}, {"beta1", optim.beta1}, {"beta2", optim.beta2},

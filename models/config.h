@@ -8,6 +8,30 @@
 
 namespace ctxpool::models {
 
+// Adaptive context pooling in the LM (../shared/PAPER.md; docs/contextpool.md).
+struct ContextPoolConfig {
+  bool enabled = false;
+  int64_t window = 16;                   // K
+  std::string mode = "full";             // "full", "weights_only", "uniform"
+  bool residual = false;                 // out = x + pooled instead of pooled
+  std::string placement = "attn_input";  // "attn_input" (attention reads pool(ln1(x))) or "between" blocks
+  std::string pooled = "kv";             // attn_input: "kv" (keys and values pooled) or "qkv"
+  double s_min = 0.5;
+  double s_max = 0.0;                    // 0: max(window / 2, s_min)
+  double s_fixed = 0.0;                  // 0: (s_min + s_max) / 2 (the support when it is not learned)
+  int64_t hidden = 0;                    // predictor width; 0: d_model / 4
+  int64_t kernel_size = 3;               // of the predictor's convolutions
+  double lambda = 0.0;                   // support regulariser lambda * mean(s) per layer
+};
+
+// Adaptive attention span (Sukhbaatar et al. 2019), for attention = "adaptive_span".
+struct AdaptiveSpanConfig {
+  int64_t max_span = 0;  // S; 0: the context length
+  double ramp = 32.0;    // R
+  double init = 0.0;     // z at initialisation
+  double lambda = 2e-6;  // penalty lambda * S * mean(z) per layer
+};
+
 struct ModelConfig {
   std::string type = "transformer_lm";
   int64_t vocab_size = 0;  // 0: taken from the corpus
@@ -19,6 +43,10 @@ struct ModelConfig {
   double dropout = 0.0;
   double init_std = 0.02;
   std::string gelu = "none";  // "none" (exact) or "tanh"
+  std::string attention = "full";  // "full", "local" (sliding window) or "adaptive_span"
+  int64_t local_window = 32;       // attention = "local": keys i - W < j <= i
+  AdaptiveSpanConfig adaptive_span;
+  ContextPoolConfig context_pool;
 };
 
 struct DataConfig {

@@ -83,6 +83,11 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
 
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
   make_directories(config_.train.run_dir);
+  // The model's size and cost, for tables that compare runs (the experiment runner reads it).
+  const nlohmann::json info = {{"parameters", model_->num_parameters()},
+                               {"flops_per_token", model_->flops_per_token()},
+                               {"model", config_.to_json()["model"]}};
+  write_file_atomic(config_.train.run_dir + "/model.json", info.dump(2) + "\n");
   if (ckpt) {
     try {
       restore(*ckpt);
@@ -136,6 +141,8 @@ void Trainer::write_metrics(const StepRecord& r) {
   nlohmann::json j = {{"step", r.step}, {"train_loss", r.train_loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
                       {"ms_per_step", r.ms}, {"tokens_per_s", r.tokens_per_s}};
   if (!std::isnan(r.val_bpc)) j["val_bpc"] = r.val_bpc;
+  if (!std::isnan(r.aux_loss)) j["aux_loss"] = r.aux_loss;
+  for (const auto& [key, value] : r.diagnostics) j[key] = value;
   std::ofstream out(metrics_path_, std::ios::app);
   out << j.dump() << "\n";
   CTXPOOL_CHECK(out.good(), "trainer: cannot append to '", metrics_path_, "'");
@@ -169,8 +176,9 @@ double Trainer::fit() {
   const int64_t tokens = t.batch_size * config_.model.context;
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
   int64_t interval_n = 0;
-  std::printf("model: %lld parameters; corpus '%s': %lld train / %lld validation bytes, vocabulary %lld; %d threads\n",
-              static_cast<long long>(model_->num_parameters()), corpus_.path().c_str(),
+  std::printf("model: %lld parameters, %.3f MFLOPs per token (forward); corpus '%s': %lld train / %lld validation "
+              "bytes, vocabulary %lld; %d threads\n",
+              static_cast<long long>(model_->num_parameters()), model_->flops_per_token() / 1e6, corpus_.path().c_str(),
               static_cast<long long>(corpus_.size(Split::Train)), static_cast<long long>(corpus_.size(Split::Validation)),
               static_cast<long long>(corpus_.vocab_size()), get_num_threads());
   ProgressBar bar(t.steps, step_);
@@ -182,15 +190,17 @@ double Trainer::fit() {
     auto [x, y] = corpus_.random_batch(Split::Train, t.batch_size, config_.model.context, data_gen_);
     const Tensor logits = model_->forward(x);
     const Tensor loss = ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.reshape({-1}));
+    const Tensor aux = model_->auxiliary_loss();  // regularisers; logged apart from the cross-entropy
     optimizer_->zero_grad();
-    loss.backward();
+    (aux.defined() ? ops::add(loss, aux) : loss).backward();
     const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
                                                     : nn::optim::grad_norm(params);
     optimizer_->step();
+    model_->after_optimizer_step();
     ++step_;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
-    StepRecord r{step_, loss.item(), lr, norm, ms, tokens / (ms / 1000.0), NAN};
+    StepRecord r{step_, loss.item(), lr, norm, ms, tokens / (ms / 1000.0), NAN, aux.defined() ? aux.item() : NAN, {}};
     interval_ms += ms;
     interval_loss += r.train_loss;
     ++interval_n;
@@ -199,6 +209,7 @@ double Trainer::fit() {
     bar.update(step_, status);
     if (step_ % t.log_interval == 0 || step_ == end) {
       bar.finish();
+      r.diagnostics = model_->diagnostics();
       std::printf("step %6lld/%lld | loss %.4f | lr %.3e | grad %.3f | %7.1f ms/step | %8.0f tok/s\n",
                   static_cast<long long>(step_), static_cast<long long>(t.steps), interval_loss / interval_n, lr, norm,
                   interval_ms / interval_n, tokens / (interval_ms / interval_n / 1000.0));

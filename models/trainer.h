@@ -5,6 +5,8 @@
 #include <cmath>
 #include <fstream>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "core/random.h"
@@ -20,6 +22,8 @@ struct StepRecord {
   int64_t step = 0;  // 1-based: the number of optimizer steps done
   double train_loss = 0, lr = 0, grad_norm = 0, ms = 0, tokens_per_s = 0;
   double val_bpc = NAN;  // on evaluation steps
+  double aux_loss = NAN;  // the regularisers added to the loss (ContextPool support, adaptive span), if any
+  std::vector<std::pair<std::string, double>> diagnostics;  // on log steps: TransformerLM::diagnostics()
 };
 
 class Trainer {

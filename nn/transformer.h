@@ -1,10 +1,14 @@
 // The pieces of a transformer: the GELU MLP and the pre-LayerNorm block
 //   x = x + attn(ln1(x)); x = x + mlp(ln2(x)).
+// With a ContextPool as attention input (placement attn_input, ../shared/PAPER.md), attention reads
+// the pooled features p = pool(ln1(x)): attn(p) (pooled: qkv), or queries from ln1(x) and keys and
+// values from p (pooled: kv). The residual stream itself is never pooled here.
 #pragma once
 #include <memory>
 #include <string>
 
 #include "nn/attention.h"
+#include "nn/context_pool.h"
 #include "nn/dropout.h"
 #include "nn/layer_norm.h"
 #include "nn/linear.h"
@@ -29,15 +33,23 @@ struct TransformerBlockOptions {
   double dropout = 0.0;  // on the attention and MLP outputs (residual dropout)
   std::string gelu_approximate = "none";
   double layer_norm_eps = 1e-5;
+  AttentionKind attention = AttentionKind::Full;
+  int64_t local_window = 32;             // attention = local
+  AdaptiveSpanOptions span = {};         // attention = adaptive_span
+  bool context_pool = false;             // attention reads ContextPool(ln1(x))
+  ContextPool1dOptions pool = {};        // its options (pool.pool.causal follows `causal`)
+  bool pool_kv_only = false;             // pooled: kv (queries read ln1(x)) rather than qkv
 };
 
 class TransformerBlock : public Module {
  public:
   explicit TransformerBlock(const TransformerBlockOptions& options, DType dtype = kFloat32);
+  const TransformerBlockOptions options;
   // x [B, T, d] -> [B, T, d]
   Tensor forward(const Tensor& x) override;
 
   std::shared_ptr<LayerNorm> ln1, ln2;
+  std::shared_ptr<ContextPool1d> pool;  // attention-input ContextPool, or null
   std::shared_ptr<MultiheadAttention> attn;
   std::shared_ptr<MLP> mlp;
   std::shared_ptr<Dropout> drop;
