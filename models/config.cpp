@@ -168,6 +168,10 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
                     cp.kernel_size >= 1 && cp.lambda >= 0,
                 "config: model.context_pool needs window >= 0, s_min > 0, s_max, s_fixed, hidden, lambda >= 0 "
                 "(0: default) and kernel_size >= 1");
+  CTXPOOL_CHECK(cp.s_max == 0 || cp.s_max >= cp.s_min, "config: 'model.context_pool.s_max' (", cp.s_max,
+                ") must be >= s_min (", cp.s_min, "), or 0 for the default");
+  CTXPOOL_CHECK(cp.lambda == 0 || cp.mode == "full", "config: 'model.context_pool.lambda' regularises learned support "
+                "sizes and needs mode \"full\" (mode is \"", cp.mode, "\")");
   CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
   CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,
                 "config: train.steps, batch_size, eval_batch_size and log_interval must be positive");

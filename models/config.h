@@ -19,9 +19,9 @@ struct ContextPoolConfig {
   double s_min = 0.5;
   double s_max = 0.0;                    // 0: max(window / 2, s_min)
   double s_fixed = 0.0;                  // 0: (s_min + s_max) / 2 (the support when it is not learned)
-  int64_t hidden = 0;                    // predictor width; 0: d_model / 4
+  int64_t hidden = 0;                    // predictor width; 0: max(1, d_model / 4)
   int64_t kernel_size = 3;               // of the predictor's convolutions
-  double lambda = 0.0;                   // support regulariser lambda * mean(s) per layer
+  double lambda = 0.0;                   // support regulariser lambda * mean(s) per layer (mode full only)
 };
 
 // Adaptive attention span (Sukhbaatar et al. 2019), for attention = "adaptive_span".

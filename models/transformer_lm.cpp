@@ -124,13 +124,15 @@ std::vector<std::pair<std::string, double>> TransformerLM::diagnostics() const {
   return out;
 }
 
-// Counted: every matrix product (2 FLOPs per multiply-add) at sequence length T = context, with the
-// attention terms averaged over the T query positions:
+// Counted: every matrix product as it is executed (2 FLOPs per multiply-add) at sequence length
+// T = context, averaged over the T query positions:
 //   per block   projections 8 d^2 (q, k, v and output; split or fused alike), MLP 4 d d_mlp,
-//               attention 4 d keys(i): scores and weighted values over the keys query i reads:
-//               (i + 1) for full and adaptive span (computed densely: the span mask saves nothing
-//               here), min(i + 1, W) for local;
-//   ContextPool predictor 2 k (d h + 2 h), pooling 2 d (window tokens inside the sequence);
+//               attention 4 d keys(i), the scores and weighted values over the keys computed for
+//               query i: all T for full and adaptive span (both form the dense T x T scores and
+//               mask the future afterwards, so half of that work is discarded), min(i + 1, W) for
+//               local (only the band is computed);
+//   ContextPool predictor 2 k (d h + 2 h) (none in uniform mode), pooling 2 d (window tokens
+//               inside the sequence);
 //   head        2 d vocab.
 // Not counted: embeddings (lookups), LayerNorm, softmax, GELU, biases, residual adds and the
 // ContextPool coefficients (O(K) per token): all linear in d or smaller.
@@ -140,15 +142,18 @@ double TransformerLM::flops_per_token() const {
   double keys = 0, pooled = 0;  // summed over query positions
   const ContextPoolConfig& cp = c.context_pool;
   for (int64_t i = 0; i < c.context; ++i) {
-    keys += static_cast<double>(c.attention == "local" ? std::min(i + 1, c.local_window) : i + 1);
+    keys += static_cast<double>(c.attention == "local" ? std::min(i + 1, c.local_window) : c.context);
     pooled += static_cast<double>(std::min(i, cp.window) + 1);  // causal window i - K .. i
   }
   const double per_block = 8 * d * d + 4 * d * static_cast<double>(c.d_mlp) + 4 * d * keys / t;
   double total = static_cast<double>(c.n_layers) * per_block + 2 * d * static_cast<double>(c.vocab_size);
   const auto pools_in_order = context_pools();
   for (const auto& pool : pools_in_order) {
-    const double h = static_cast<double>(pool->conv1->out_channels), k = static_cast<double>(pool->conv1->kernel_size);
-    total += 2 * k * (d * h + 2 * h) + 2 * d * pooled / t;
+    if (pool->conv1) {
+      const double h = static_cast<double>(pool->conv1->out_channels), k = static_cast<double>(pool->conv1->kernel_size);
+      total += 2 * k * (d * h + 2 * h);
+    }
+    total += 2 * d * pooled / t;
   }
   return total;
 }

@@ -13,6 +13,11 @@ ContextPool1d::ContextPool1d(int64_t dim, const ContextPool1dOptions& options, D
   CTXPOOL_CHECK(options.kernel_size >= 1, "ContextPool1d: kernel_size must be >= 1, got ", options.kernel_size);
   CTXPOOL_CHECK(options.hidden >= 0 && options.lambda >= 0, "ContextPool1d: hidden and lambda must be >= 0, got ",
                 options.hidden, " and ", options.lambda);
+  CTXPOOL_CHECK(options.lambda == 0 || options_.pool.mode == ops::ContextPoolMode::Full,
+                "ContextPool1d: lambda regularises learned support sizes and needs mode full (mode is ",
+                ops::to_string(options_.pool.mode), ")");
+  dim_ = dim;
+  if (options_.pool.mode == ops::ContextPoolMode::Uniform) return;  // nothing to predict: no predictor
   const int64_t hidden = options.hidden > 0 ? options.hidden : std::max<int64_t>(1, dim / 4);
   const int64_t k = options.kernel_size;
   // Causal: left padding only, so token i's prediction never reads j > i (two stacked convolutions
@@ -23,12 +28,17 @@ ContextPool1d::ContextPool1d(int64_t dim, const ContextPool1dOptions& options, D
 }
 
 Tensor ContextPool1d::forward(const Tensor& x) {
-  CTXPOOL_CHECK(x.defined() && x.dim() == 3 && x.sizes()[2] == conv1->in_channels,
-                "ContextPool1d: expected input [B, N, ", conv1->in_channels, "], got ",
-                x.defined() ? shape_str(x.sizes()) : "undefined");
-  // Predictor over the sequence: [B, N, d] -> [B, d, N] -> [B, 2, N] -> a, b [B, N].
-  const Tensor logits = conv2->forward(ops::gelu(conv1->forward(ops::transpose(x, 1, 2))));
-  const Tensor a = ops::select(logits, 1, 0), b = ops::select(logits, 1, 1);
+  CTXPOOL_CHECK(x.defined() && x.dim() == 3 && x.sizes()[2] == dim_, "ContextPool1d: expected input [B, N, ", dim_,
+                "], got ", x.defined() ? shape_str(x.sizes()) : "undefined");
+  Tensor a, b;
+  if (conv1) {
+    // Predictor over the sequence: [B, N, d] -> [B, d, N] -> [B, 2, N] -> a, b [B, N].
+    const Tensor logits = conv2->forward(ops::gelu(conv1->forward(ops::transpose(x, 1, 2))));
+    a = ops::select(logits, 1, 0);
+    b = ops::select(logits, 1, 1);
+  } else {
+    a = b = zeros({x.sizes()[0], x.sizes()[1]}, TensorOptions(x.dtype()).device(x.device()));  // uniform: unused
+  }
   const Tensor pooled = ops::context_pool1d(x, a, b, options_.pool);
 
   last_support_ = ops::context_pool1d_support(b, options_.pool);

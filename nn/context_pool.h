@@ -16,7 +16,7 @@ struct ContextPool1dOptions {
   int64_t hidden = 0;              // predictor width; 0: max(1, d / 4)
   int64_t kernel_size = 3;         // of both predictor convolutions (causal: left padding only)
   bool residual = false;           // out = x + pooled instead of pooled
-  double lambda = 0.0;             // support regulariser: lambda * mean(s) as an auxiliary loss
+  double lambda = 0.0;             // support regulariser: lambda * mean(s) as an auxiliary loss (mode full)
 };
 
 class ContextPool1d : public Module {
@@ -35,9 +35,10 @@ class ContextPool1d : public Module {
 
   const ContextPool1dOptions& options() const { return options_; }
 
-  std::shared_ptr<Conv1d> conv1, conv2;
+  std::shared_ptr<Conv1d> conv1, conv2;  // the predictor (none in uniform mode, which needs no a, b)
 
  private:
+  int64_t dim_ = 0;
   ContextPool1dOptions options_;
   Tensor last_support_;  // s [B, N] of the last forward (with its graph when lambda > 0)
   Tensor last_weight_;   // w [B, N], detached

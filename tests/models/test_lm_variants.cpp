@@ -1,6 +1,7 @@
 // The LM's variants (attention kinds, ContextPool placements and modes): causality of the whole
 // model, parameters, regularisers, logged diagnostics, FLOPs, config checks, and short training runs.
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 
 #include "helpers/test_utils.h"
@@ -121,7 +122,7 @@ TEST(LMVariants, ParametersFollowTheConfig) {
 
 TEST(LMVariants, FlopsPerTokenFromTheShapes) {
   models::ModelConfig c = tiny_model();  // d 16, d_mlp 32, T 12, vocab 11, 2 layers
-  const double d = 16, keys = (12.0 + 1) / 2;  // mean of i + 1 over i < 12
+  const double d = 16, keys = 12;  // full attention computes all T scores per query (then masks)
   const double plain = 2 * (8 * d * d + 4 * d * 32 + 4 * d * keys) + 2 * d * 11;
   EXPECT_DOUBLE_EQ(models::TransformerLM(c).flops_per_token(), plain);
   c.attention = "local";
@@ -132,6 +133,8 @@ TEST(LMVariants, FlopsPerTokenFromTheShapes) {
   c.context_pool.window = 4;  // pooled tokens per query: min(i, 4) + 1, mean (1+2+3+4+5*8)/12
   const double h = 4, pooled = (1 + 2 + 3 + 4 + 5.0 * 8) / 12;
   EXPECT_NEAR(models::TransformerLM(c).flops_per_token(), plain + 2 * (2 * 3 * (d * h + 2 * h) + 2 * d * pooled), 1e-9);
+  c.context_pool.mode = "uniform";  // no predictor
+  EXPECT_NEAR(models::TransformerLM(c).flops_per_token(), plain + 2 * (2 * d * pooled), 1e-9);
 }
 
 TEST(LMVariants, RegularisersClampingAndDiagnostics) {
@@ -179,6 +182,10 @@ TEST(LMVariants, ConfigChecksNameTheKey) {
   EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"context_pool", {{"window", 2.5}}}}}}),
                     "'model.context_pool.window' must be an integer");
   EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"adaptive_span", {{"init", 2.0}}}}}}), "adaptive_span");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"context_pool", {{"s_min", 2.0}, {"s_max", 1.0}}}}}}),
+                    "model.context_pool.s_max", ">= s_min");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"context_pool", {{"lambda", 0.1}, {"mode", "uniform"}}}}}}),
+                    "model.context_pool.lambda", "full");
   const auto c = RunConfig::from_json({{"model", {{"attention", "local"}, {"local_window", 8},
                                                   {"context_pool", {{"enabled", true}, {"pooled", "qkv"}}}}}});
   EXPECT_EQ(c.model.local_window, 8);
@@ -220,4 +227,19 @@ TEST(LMVariants, TrainAndLog) {
     EXPECT_EQ(info["parameters"].get<int64_t>(), trainer.model().num_parameters());
     EXPECT_DOUBLE_EQ(info["flops_per_token"].get<double>(), trainer.model().flops_per_token());
   }
+}
+
+// Every shipped example config parses and builds its model.
+TEST(LMVariants, ExampleConfigsBuild) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(CTXPOOL_EXAMPLES_DIR "/configs")) {
+    if (entry.path().extension() != ".json") continue;
+    models::RunConfig c = models::RunConfig::from_file(entry.path().string());
+    c.model.vocab_size = 65;
+    models::TransformerLM model(c.model);
+    EXPECT_GT(model.num_parameters(), 0) << entry.path();
+    EXPECT_GT(model.flops_per_token(), 0) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 5);
 }

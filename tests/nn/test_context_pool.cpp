@@ -90,8 +90,12 @@ TEST(ContextPool1dModule, RegulariserAndLoggedMeans) {
   aux.backward();  // the regulariser trains the support head of the predictor
   EXPECT_GT(ops::abs(cp.conv2->weight.grad()).max().item(), 0.0);
   // uniform mode: weights are 1, support fixed at (s_min + s_max) / 2
+  o.pool.mode = ops::ContextPoolMode::WeightsOnly;
+  EXPECT_ERROR_WITH(nn::ContextPool1d(8, o), "ContextPool1d", "lambda", "weights_only");  // s is not learned
+  o.lambda = 0.0;
   o.pool.mode = ops::ContextPoolMode::Uniform;
   nn::ContextPool1d uniform(8, o, kFloat64);
+  EXPECT_EQ(uniform.num_parameters(), 0);  // nothing to predict
   uniform.forward(x);
   EXPECT_DOUBLE_EQ(uniform.mean_weight(), 1.0);
   EXPECT_NEAR(uniform.mean_support(), 2.25, 1e-12);
