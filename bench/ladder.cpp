@@ -12,6 +12,8 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "nn/context_pool.h"
+#include "nn/transformer.h"
 #include "ops/ops.h"
 
 using namespace ctxpool;
@@ -96,6 +98,15 @@ int main() {
        },
        [target](const std::vector<Tensor>& in) { return ops::cross_entropy(in[0], target); }, {logits});
 
+  // ContextPool, the LM's shapes: x [B=16, N=256, d=128], K = 16, causal. The naive version is
+  // ops::context_pool1d_reference (a dense [B, N, N] weight matrix built with plain ops).
+  const std::vector<Tensor> pool_in{randn({16, 256, 128}).requires_grad_(true), randn({16, 256}).requires_grad_(true),
+                                    randn({16, 256}).requires_grad_(true)};
+  ops::ContextPool1dOptions pool_options;  // K = 16, causal, full
+  rung("context_pool1d K=16 [16,256,128]",
+       [&](const std::vector<Tensor>& in) { return ops::context_pool1d_reference(in[0], in[1], in[2], pool_options); },
+       [&](const std::vector<Tensor>& in) { return ops::context_pool1d(in[0], in[1], in[2], pool_options); }, pool_in);
+
   // Local (sliding-window) causal attention, W = 32 of T = 512: the naive version builds all T x T
   // scores and masks everything outside the band i - 32 < j <= i; the fused one keeps [T, W].
   {
@@ -121,6 +132,23 @@ int main() {
     });
     std::printf("\nat [16,4,512,32] (fwd+bwd): full causal scaled_dot_product_attention %.3f ms, "
                 "local_attention W=32 %.3f ms (%.2fx)\n", t_full, t_local, t_full / t_local);
+  }
+
+  // What ContextPool adds to a transformer block (d = 128, 4 heads, MLP 512) at [16, 256, 128].
+  {
+    const Tensor upstream = randn({16, 256, 128});
+    auto block = std::make_shared<nn::TransformerBlock>(nn::TransformerBlockOptions{128, 4, 512});
+    auto pool = std::make_shared<nn::ContextPool1d>(128);
+    const std::vector<Tensor> x{pool_in[0]};
+    const double t_block = median_ms([&] { run([&](const std::vector<Tensor>& in) { return block->forward(in[0]); }, x, upstream); });
+    const double t_op = median_ms([&] {
+      run([&](const std::vector<Tensor>& in) { return ops::context_pool1d(in[0], in[1], in[2], pool_options); }, pool_in,
+          upstream);
+    });
+    const double t_module = median_ms([&] { run([&](const std::vector<Tensor>& in) { return pool->forward(in[0]); }, x, upstream); });
+    std::printf("at [16,256,128] (fwd+bwd): transformer block %.3f ms; context_pool1d op %.3f ms (%.1f%% of the block); "
+                "ContextPool1d module with its predictor %.3f ms (%.1f%%)\n",
+                t_block, t_op, 100 * t_op / t_block, t_module, 100 * t_module / t_block);
   }
   return 0;
 }
