@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <initializer_list>
 #include <set>
 
 #include "core/error.h"
@@ -51,6 +52,54 @@ class Section {
 };
 
 }  // namespace
+
+void ModelConfig::validate() const {
+  auto positive = [](const char* key, auto v) {
+    CTXPOOL_CHECK(v > 0, "config: 'model.", key, "' must be positive, got ", v);
+  };
+  auto at_least_zero = [](const char* key, double v) {
+    CTXPOOL_CHECK(v >= 0, "config: 'model.", key, "' must be >= 0, got ", v);
+  };
+  auto one_of = [](const char* key, const std::string& v, std::initializer_list<const char*> allowed) {
+    std::string list;
+    for (const char* a : allowed) {
+      if (v == a) return;
+      list += list.empty() ? std::string("\"") + a + "\"" : std::string(", \"") + a + "\"";
+    }
+    detail::fail("config: 'model.", key, "' must be one of ", list, ", got \"", v, "\"");
+  };
+  one_of("type", type, {"transformer_lm"});
+  at_least_zero("n_layers", static_cast<double>(n_layers));
+  positive("d_model", d_model);
+  positive("n_heads", n_heads);
+  positive("d_mlp", d_mlp);
+  positive("context", context);
+  CTXPOOL_CHECK(d_model % n_heads == 0, "config: 'model.d_model' (", d_model, ") must be divisible by n_heads (",
+                n_heads, ")");
+  one_of("gelu", gelu, {"none", "tanh"});
+  one_of("attention", attention, {"full", "local", "adaptive_span"});
+  positive("local_window", local_window);
+  at_least_zero("adaptive_span.max_span", static_cast<double>(adaptive_span.max_span));
+  positive("adaptive_span.ramp", adaptive_span.ramp);
+  CTXPOOL_CHECK(adaptive_span.init >= 0 && adaptive_span.init <= 1, "config: 'model.adaptive_span.init' must be in "
+                "[0, 1], got ", adaptive_span.init);
+  at_least_zero("adaptive_span.lambda", adaptive_span.lambda);
+  const ContextPoolConfig& cp = context_pool;
+  one_of("context_pool.mode", cp.mode, {"full", "weights_only", "uniform"});
+  one_of("context_pool.placement", cp.placement, {"attn_input", "between"});
+  one_of("context_pool.pooled", cp.pooled, {"kv", "qkv"});
+  at_least_zero("context_pool.window", static_cast<double>(cp.window));
+  CTXPOOL_CHECK(cp.s_min >= 1e-3, "config: 'model.context_pool.s_min' must be >= 1e-3, got ", cp.s_min);
+  CTXPOOL_CHECK(cp.s_max == 0 || cp.s_max >= cp.s_min, "config: 'model.context_pool.s_max' (", cp.s_max,
+                ") must be >= s_min (", cp.s_min, "), or 0 for the default");
+  CTXPOOL_CHECK(cp.s_fixed == 0 || cp.s_fixed >= 1e-3, "config: 'model.context_pool.s_fixed' must be >= 1e-3, or 0 "
+                "for the default, got ", cp.s_fixed);
+  at_least_zero("context_pool.hidden", static_cast<double>(cp.hidden));
+  positive("context_pool.kernel_size", cp.kernel_size);
+  at_least_zero("context_pool.lambda", cp.lambda);
+  CTXPOOL_CHECK(cp.lambda == 0 || cp.mode == "full", "config: 'model.context_pool.lambda' regularises learned support "
+                "sizes and needs mode \"full\" (mode is \"", cp.mode, "\")");
+}
 
 RunConfig RunConfig::from_json(const nlohmann::json& j) {
   RunConfig c;
@@ -140,38 +189,13 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("log_interval", t.log_interval);
     s.read("checkpoint_interval", t.checkpoint_interval);
     s.read("stop_after", t.stop_after);
+    s.read("keep_best", t.keep_best);
     s.read("seed", t.seed);
     s.read("threads", t.threads);
     s.read("run_dir", t.run_dir);
     s.finish();
   }
-  const ModelConfig& m = c.model;
-  CTXPOOL_CHECK(m.type == "transformer_lm", "config: 'model.type' must be \"transformer_lm\", got \"", m.type, "\"");
-  CTXPOOL_CHECK(m.n_layers >= 0 && m.d_model > 0 && m.n_heads > 0 && m.d_model % m.n_heads == 0 && m.d_mlp > 0 &&
-                    m.context > 0,
-                "config: model sizes must be positive and d_model divisible by n_heads (got d_model ", m.d_model,
-                ", n_heads ", m.n_heads, ")");
-  CTXPOOL_CHECK(m.attention == "full" || m.attention == "local" || m.attention == "adaptive_span",
-                "config: 'model.attention' must be \"full\", \"local\" or \"adaptive_span\", got \"", m.attention, "\"");
-  CTXPOOL_CHECK(m.local_window >= 1, "config: 'model.local_window' must be >= 1, got ", m.local_window);
-  const AdaptiveSpanConfig& span = m.adaptive_span;
-  CTXPOOL_CHECK(span.max_span >= 0 && span.ramp > 0 && span.init >= 0 && span.init <= 1 && span.lambda >= 0,
-                "config: model.adaptive_span needs max_span >= 0, ramp > 0, init in [0, 1] and lambda >= 0");
-  const ContextPoolConfig& cp = m.context_pool;
-  CTXPOOL_CHECK(cp.mode == "full" || cp.mode == "weights_only" || cp.mode == "uniform",
-                "config: 'model.context_pool.mode' must be \"full\", \"weights_only\" or \"uniform\", got \"", cp.mode, "\"");
-  CTXPOOL_CHECK(cp.placement == "attn_input" || cp.placement == "between",
-                "config: 'model.context_pool.placement' must be \"attn_input\" or \"between\", got \"", cp.placement, "\"");
-  CTXPOOL_CHECK(cp.pooled == "kv" || cp.pooled == "qkv",
-                "config: 'model.context_pool.pooled' must be \"kv\" or \"qkv\", got \"", cp.pooled, "\"");
-  CTXPOOL_CHECK(cp.window >= 0 && cp.s_min > 0 && cp.s_max >= 0 && cp.s_fixed >= 0 && cp.hidden >= 0 &&
-                    cp.kernel_size >= 1 && cp.lambda >= 0,
-                "config: model.context_pool needs window >= 0, s_min > 0, s_max, s_fixed, hidden, lambda >= 0 "
-                "(0: default) and kernel_size >= 1");
-  CTXPOOL_CHECK(cp.s_max == 0 || cp.s_max >= cp.s_min, "config: 'model.context_pool.s_max' (", cp.s_max,
-                ") must be >= s_min (", cp.s_min, "), or 0 for the default");
-  CTXPOOL_CHECK(cp.lambda == 0 || cp.mode == "full", "config: 'model.context_pool.lambda' regularises learned support "
-                "sizes and needs mode \"full\" (mode is \"", cp.mode, "\")");
+  c.model.validate();
   CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
   CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,
                 "config: train.steps, batch_size, eval_batch_size and log_interval must be positive");
@@ -211,7 +235,7 @@ nlohmann::json RunConfig::to_json() const {
       {"train", {{"steps", train.steps}, {"batch_size", train.batch_size}, {"eval_interval", train.eval_interval},
                  {"eval_batch_size", train.eval_batch_size}, {"max_eval_windows", train.max_eval_windows},
                  {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
-                 {"stop_after", train.stop_after}, {"seed", train.seed}, {"threads", train.threads},
+                 {"stop_after", train.stop_after}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
                  {"run_dir", train.run_dir}}},
   };
 }

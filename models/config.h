@@ -47,6 +47,10 @@ struct ModelConfig {
   int64_t local_window = 32;       // attention = "local": keys i - W < j <= i
   AdaptiveSpanConfig adaptive_span;
   ContextPoolConfig context_pool;
+
+  // Every value in range and every name known; an error names the key ("config: 'model.attention'
+  // must be one of ..."). RunConfig::from_json and the TransformerLM constructor call it.
+  void validate() const;
 };
 
 struct DataConfig {
@@ -81,6 +85,7 @@ struct TrainConfig {
   int64_t log_interval = 50;
   int64_t checkpoint_interval = 500;  // 0: only at the end
   int64_t stop_after = 0;           // > 0: stop (with a checkpoint) after this many steps, as if interrupted
+  bool keep_best = false;           // keep the weights with the best validation bpc (best.safetensors + best.json)
   uint64_t seed = 1337;
   int64_t threads = 0;              // 0: CTXPOOL_NUM_THREADS or all cores
   std::string run_dir = "runs/default";

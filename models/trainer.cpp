@@ -12,6 +12,7 @@
 #include "nn/optim/adamw.h"
 #include "nn/optim/schedule.h"
 #include "nn/optim/sgd.h"
+#include "nn/serialize.h"
 #include "ops/ops.h"
 
 namespace ctxpool::models {
@@ -35,7 +36,11 @@ namespace {
 std::unique_ptr<nn::optim::Optimizer> make_optimizer(const OptimConfig& o, nn::Module& model) {
   // Weight decay on matrices (and embeddings) only, if asked: not on biases and LayerNorm scales.
   std::vector<Tensor> decay, no_decay;
-  for (auto& [name, p] : model.named_parameters()) (o.decay_matrices_only && p.dim() < 2 ? no_decay : decay).push_back(p);
+  // Adaptive spans (".span.z") never decay: their own penalty is the regulariser the method defines.
+  for (auto& [name, p] : model.named_parameters()) {
+    const bool span = name.size() >= 7 && name.compare(name.size() - 7, 7, ".span.z") == 0;
+    ((o.decay_matrices_only && p.dim() < 2) || span ? no_decay : decay).push_back(p);
+  }
   std::vector<nn::optim::ParamGroup> groups{{decay, o.lr, o.weight_decay}};
   if (!no_decay.empty()) groups.push_back({no_decay, o.lr, 0.0});
   if (o.type == "sgd") {
@@ -119,6 +124,17 @@ void Trainer::restore(const Checkpoint& ckpt) {
     if (!j.is_discarded() && j.value("step", int64_t(0)) <= step_) kept += line + "\n";
   }
   write_file_atomic(metrics_path_, kept);
+  // The best evaluation so far, unless it came after the checkpoint (the run will redo those steps).
+  const std::string best_path = config_.train.run_dir + "/best.json";
+  if (config_.train.keep_best && file_exists(best_path)) {
+    const auto best = nlohmann::json::parse(read_file(best_path), nullptr, false);
+    CTXPOOL_CHECK(!best.is_discarded() && best.contains("step") && best.contains("val_bpc"), "resume: '", best_path,
+                  "' is malformed");
+    if (best.at("step").get<int64_t>() <= step_) {
+      best_step_ = best.at("step").get<int64_t>();
+      best_val_ = best.at("val_bpc").get<double>();
+    }
+  }
 }
 
 void Trainer::save_checkpoint(double last_val_bpc) {
@@ -137,6 +153,22 @@ void Trainer::save_checkpoint(double last_val_bpc) {
   models::save_checkpoint(config_.train.run_dir, ckpt);
 }
 
+// The weights first, then best.json naming their step: a crash in between leaves the old record,
+// which the resumed run (recomputing the same steps) replaces.
+void Trainer::save_best(double val_bpc) {
+  nn::save_safetensors(config_.train.run_dir + "/best.safetensors", model_->state_dict());
+  const nlohmann::json record = {{"step", step_}, {"val_bpc", val_bpc}};
+  write_file_atomic(config_.train.run_dir + "/best.json", record.dump() + "\n");
+  best_val_ = val_bpc;
+  best_step_ = step_;
+}
+
+void Trainer::load_best() {
+  CTXPOOL_CHECK(best_step_ > 0, "trainer: no best weights in '", config_.train.run_dir,
+                "' (train.keep_best is off, or no evaluation has run yet)");
+  model_->load_state_dict(nn::load_safetensors(config_.train.run_dir + "/best.safetensors"));
+}
+
 void Trainer::write_metrics(const StepRecord& r) {
   nlohmann::json j = {{"step", r.step}, {"train_loss", r.train_loss}, {"lr", r.lr}, {"grad_norm", r.grad_norm},
                       {"ms_per_step", r.ms}, {"tokens_per_s", r.tokens_per_s}};
@@ -148,11 +180,13 @@ void Trainer::write_metrics(const StepRecord& r) {
   CTXPOOL_CHECK(out.good(), "trainer: cannot append to '", metrics_path_, "'");
 }
 
-double Trainer::evaluate(Split split) {
+double Trainer::evaluate(Split split) { return evaluate(split, config_.train.max_eval_windows); }
+
+double Trainer::evaluate(Split split, int64_t max_windows) {
   NoGradGuard no_grad;
   const int64_t context = config_.model.context;
   int64_t windows = corpus_.num_windows(split, context);
-  if (config_.train.max_eval_windows > 0) windows = std::min(windows, config_.train.max_eval_windows);
+  if (max_windows > 0) windows = std::min(windows, max_windows);
   CTXPOOL_CHECK(windows > 0, "evaluate: the split has fewer than context + 1 = ", context + 1, " tokens");
   model_->eval();
   double total = 0;
@@ -220,6 +254,7 @@ double Trainer::fit() {
     if ((t.eval_interval > 0 && step_ % t.eval_interval == 0) || step_ == t.steps) {
       bar.finish();
       r.val_bpc = last_val = evaluate();
+      if (t.keep_best && !(last_val >= best_val_)) save_best(last_val);  // also when best_val_ is NaN
       std::printf("step %6lld | val_bpc %.4f\n", static_cast<long long>(step_), last_val);
       std::fflush(stdout);
     }

@@ -38,6 +38,14 @@ class Trainer {
   // Mean cross-entropy in bits per character over all non-overlapping context windows of the split
   // (at most train.max_eval_windows of them, if set).
   double evaluate(nn::data::Split split = nn::data::Split::Validation);
+  // The same over at most max_windows windows (0: all of them).
+  double evaluate(nn::data::Split split, int64_t max_windows);
+
+  // With train.keep_best: the best validation bpc so far and its step (NaN and 0 before any
+  // evaluation). Its weights are in run_dir/best.safetensors; load_best() puts them in the model.
+  double best_val_bpc() const { return best_val_; }
+  int64_t best_step() const { return best_step_; }
+  void load_best();
 
   TransformerLM& model() { return *model_; }
   const nn::data::TextCorpus& corpus() const { return corpus_; }
@@ -49,6 +57,7 @@ class Trainer {
   void save_checkpoint(double last_val_bpc);
   void restore(const Checkpoint& ckpt);
   void write_metrics(const StepRecord& r);
+  void save_best(double val_bpc);
 
   RunConfig config_;
   nn::data::TextCorpus corpus_;
@@ -56,6 +65,8 @@ class Trainer {
   std::unique_ptr<nn::optim::Optimizer> optimizer_;
   Generator data_gen_;
   int64_t step_ = 0;
+  double best_val_ = NAN;
+  int64_t best_step_ = 0;
   std::vector<StepRecord> history_;
   std::string metrics_path_;
 };

@@ -24,6 +24,7 @@ nn::ContextPool1dOptions context_pool_options(const ContextPoolConfig& c) {
 
 TransformerLM::TransformerLM(const ModelConfig& c, DType dtype) : nn::Module("TransformerLM"), config_(c) {
   CTXPOOL_CHECK(c.vocab_size > 0, "TransformerLM: vocab_size must be positive, got ", c.vocab_size);
+  c.validate();
   tok_emb = register_module("tok_emb", std::make_shared<nn::Embedding>(c.vocab_size, c.d_model, dtype));
   pos_emb = register_parameter("pos_emb", empty({c.context, c.d_model}, dtype));
   const ContextPoolConfig& cp = c.context_pool;
@@ -80,11 +81,15 @@ Tensor TransformerLM::forward(const Tensor& idx) {
   return head->forward(ln_f->forward(x));
 }
 
+std::shared_ptr<nn::TransformerBlock> TransformerLM::block(size_t l) const {
+  return std::static_pointer_cast<nn::TransformerBlock>((*blocks)[l]);
+}
+
 std::vector<std::shared_ptr<nn::ContextPool1d>> TransformerLM::context_pools() const {
   std::vector<std::shared_ptr<nn::ContextPool1d>> out;
   for (size_t l = 0; l < blocks->size(); ++l) {
-    const auto block = std::static_pointer_cast<nn::TransformerBlock>((*blocks)[l]);
-    if (block->pool) out.push_back(block->pool);
+    const auto blk = block(l);
+    if (blk->pool) out.push_back(blk->pool);
     if (pools && l < pools->size()) out.push_back(std::static_pointer_cast<nn::ContextPool1d>((*pools)[l]));
   }
   return out;
@@ -97,16 +102,16 @@ Tensor TransformerLM::auxiliary_loss() const {
   };
   for (const auto& pool : context_pools()) add(pool->auxiliary_loss());
   for (size_t l = 0; l < blocks->size(); ++l) {
-    const auto block = std::static_pointer_cast<nn::TransformerBlock>((*blocks)[l]);
-    if (block->attn->span && block->attn->span->options.lambda > 0) add(block->attn->span->penalty());
+    const auto blk = block(l);
+    if (blk->attn->span && blk->attn->span->options.lambda > 0) add(blk->attn->span->penalty());
   }
   return total;
 }
 
 void TransformerLM::after_optimizer_step() {
   for (size_t l = 0; l < blocks->size(); ++l) {
-    const auto block = std::static_pointer_cast<nn::TransformerBlock>((*blocks)[l]);
-    if (block->attn->span) block->attn->span->clamp_();
+    const auto blk = block(l);
+    if (blk->attn->span) blk->attn->span->clamp_();
   }
 }
 
@@ -118,8 +123,8 @@ std::vector<std::pair<std::string, double>> TransformerLM::diagnostics() const {
     out.emplace_back("cp_weight/" + std::to_string(l), pools_in_order[l]->mean_weight());
   }
   for (size_t l = 0; l < blocks->size(); ++l) {
-    const auto block = std::static_pointer_cast<nn::TransformerBlock>((*blocks)[l]);
-    if (block->attn->span) out.emplace_back("span/" + std::to_string(l), block->attn->span->mean_span());
+    const auto blk = block(l);
+    if (blk->attn->span) out.emplace_back("span/" + std::to_string(l), blk->attn->span->mean_span());
   }
   return out;
 }

@@ -40,6 +40,9 @@ class TransformerLM : public nn::Module {
   // flops_per_token() in transformer_lm.cpp for what is counted.
   double flops_per_token() const;
 
+  // Block l of `blocks`, typed.
+  std::shared_ptr<nn::TransformerBlock> block(size_t l) const;
+
   std::shared_ptr<nn::Embedding> tok_emb;
   Tensor pos_emb;  // [context, d_model]
   std::shared_ptr<nn::Sequential> blocks;

@@ -31,13 +31,14 @@ Tensor ContextPool1d::forward(const Tensor& x) {
   CTXPOOL_CHECK(x.defined() && x.dim() == 3 && x.sizes()[2] == dim_, "ContextPool1d: expected input [B, N, ", dim_,
                 "], got ", x.defined() ? shape_str(x.sizes()) : "undefined");
   Tensor a, b;
-  if (conv1) {
+  if (conv1 && x.sizes()[1] > 0) {
     // Predictor over the sequence: [B, N, d] -> [B, d, N] -> [B, 2, N] -> a, b [B, N].
     const Tensor logits = conv2->forward(ops::gelu(conv1->forward(ops::transpose(x, 1, 2))));
     a = ops::select(logits, 1, 0);
     b = ops::select(logits, 1, 1);
   } else {
-    a = b = zeros({x.sizes()[0], x.sizes()[1]}, TensorOptions(x.dtype()).device(x.device()));  // uniform: unused
+    // uniform mode (a and b unused), or an empty sequence (nothing to predict)
+    a = b = zeros({x.sizes()[0], x.sizes()[1]}, TensorOptions(x.dtype()).device(x.device()));
   }
   const Tensor pooled = ops::context_pool1d(x, a, b, options_.pool);
 

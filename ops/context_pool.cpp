@@ -27,12 +27,14 @@ const char* to_string(ContextPoolMode mode) {
 ContextPool1dOptions ContextPool1dOptions::resolved() const {
   ContextPool1dOptions o = *this;
   CTXPOOL_CHECK(window >= 0, "context_pool1d: window K must be >= 0, got ", window);
-  CTXPOOL_CHECK(std::isfinite(s_min) && s_min > 0, "context_pool1d: s_min must be a positive number, got ", s_min);
+  // Below a thousandth of a token the Gaussian is a point mass, and s^3 underflows in the gradient.
+  CTXPOOL_CHECK(std::isfinite(s_min) && s_min >= 1e-3, "context_pool1d: s_min must be a positive number >= 1e-3, "
+                "got ", s_min);
   if (!o.s_max) o.s_max = std::max(static_cast<double>(window) / 2.0, s_min);
   CTXPOOL_CHECK(std::isfinite(*o.s_max) && *o.s_max >= s_min, "context_pool1d: s_max must be >= s_min (",
                 s_min, "), got ", *o.s_max);
   if (!o.s_fixed) o.s_fixed = (s_min + *o.s_max) / 2.0;
-  CTXPOOL_CHECK(std::isfinite(*o.s_fixed) && *o.s_fixed > 0, "context_pool1d: s_fixed must be a positive number, got ",
+  CTXPOOL_CHECK(std::isfinite(*o.s_fixed) && *o.s_fixed >= 1e-3, "context_pool1d: s_fixed must be a positive number >= 1e-3, got ",
                 *o.s_fixed);
   CTXPOOL_CHECK(std::isfinite(eps) && eps >= 0, "context_pool1d: eps must be a finite number >= 0, got ", eps);
   return o;
@@ -65,19 +67,15 @@ Tensor context_pool1d(const Tensor& x, const Tensor& a, const Tensor& b, const C
   check_inputs("context_pool1d", x, a, b);
   check_cpu("context_pool1d", {&x, &a, &b});
   const int64_t batch = x.sizes()[0], n = x.sizes()[1];
-  const int64_t k = std::min<int64_t>(o.window, std::max<int64_t>(n - 1, 0));
-  const int64_t slots = o.causal ? k + 1 : 2 * k + 1;
-
   Tensor y = new_empty(x.sizes(), x.dtype(), x.device());
-  Tensor coef = new_empty({batch, n, slots}, x.dtype(), x.device());
-  Tensor norm = new_empty({batch, n}, x.dtype(), x.device());
+  Tensor coef = new_empty({batch, n, cpu::context_pool1d_slots(n, o)}, x.dtype(), x.device());
   {
     autograd::NoGradGuard no_grad;
     cpu::context_pool1d_forward(x.detach().contiguous(), a.detach().contiguous(), b.detach().contiguous(), o, y,
-                                coef, norm);
+                                coef);
   }
   return record("context_pool1d", {x, a, b}, y,
-                [sx = SavedTensor(x), sa = SavedTensor(a), sb = SavedTensor(b), coef, norm, o](
+                [sx = SavedTensor(x), sa = SavedTensor(a), sb = SavedTensor(b), coef, o](
                     const Tensor& g, const LambdaNode& node) {
     CTXPOOL_CHECK(!autograd::GradMode::is_enabled(),
                   "context_pool1d: second derivatives are not implemented (the fused backward is not "
@@ -86,8 +84,8 @@ Tensor context_pool1d(const Tensor& x, const Tensor& a, const Tensor& b, const C
     const Tensor gx = node.needs_input_grad(0) ? new_empty(x.sizes(), x.dtype(), x.device()) : Tensor();
     const Tensor ga = node.needs_input_grad(1) ? new_empty(a.sizes(), a.dtype(), a.device()) : Tensor();
     const Tensor gb = node.needs_input_grad(2) ? new_empty(b.sizes(), b.dtype(), b.device()) : Tensor();
-    cpu::context_pool1d_backward(x.contiguous(), a.contiguous(), b.contiguous(), o, coef, norm, g.contiguous(), gx,
-                                 ga, gb);
+    cpu::context_pool1d_backward(x.contiguous(), a.contiguous(), b.contiguous(), o, coef, g.contiguous(), gx, ga,
+                                 gb);
     return Grads{gx, ga, gb};
   });
 }

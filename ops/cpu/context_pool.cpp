@@ -1,17 +1,20 @@
 // Adaptive context pooling kernels (../shared/PAPER.md; the derivation is in docs/contextpool.md).
 //
-// Token i pools the tokens j = i - K + c of its window, one slot c = 0..S-1 each (S = K + 1 causal,
-// 2K + 1 bidirectional; K clipped to N - 1). With c_i(j) = g_i(j) w_j and Z_i = sum_j c_i(j) + eps,
-// the forward saves the normalised coefficients P_i(j) = c_i(j) / Z_i [B, N, S] and Z_i [B, N]:
-// the backward reuses them, so nothing is ever [B, N, N] and the work is O(B N S d).
+// Token i pools the tokens j = i - R + c of its window, one slot c = 0..S-1 each, where R is the
+// reach min(K, N - 1) and S = R + 1 (causal) or 2R + 1 (bidirectional). With c_i(j) = g_i(j) w_j and
+// Z_i = sum_j c_i(j) + eps, the forward saves the normalised coefficients P_i(j) = c_i(j) / Z_i
+// [B, N, S], and the backward needs nothing else: nothing is ever [B, N, N], the work is O(B N S d).
 //
-// Backward, for the upstream gradient gy_i:
-//   dP_i(j) = <gy_i, x_j>,  dc_i(j) = (dP_i(j) - sum_k P_i(k) dP_i(k)) / Z_i
-//   dx_j = sum_i P_i(j) gy_i                     (over the queries i whose window holds j)
-//   dw_j = sum_i dc_i(j) g_i(j),  ds_i = sum_j dc_i(j) c_i(j) (i - j)^2 / s_i^3
-//   da_j = dw_j w_j (1 - w_j),    db_i = ds_i (s_max - s_min) sigma(b_i) (1 - sigma(b_i))
-// Pass A runs over query rows (dP, ds, and dc_i(j) g_i(j) kept per slot), pass B over key rows
-// (dx, dw), so no two threads write the same output and results do not depend on the thread count.
+// Backward, for the upstream gradient gy_i, with m_i = sum_k P_i(k) dP_i(k) = <gy_i, y_i>:
+//   dP_i(j) = <gy_i, x_j>,   dc_i(j) = (dP_i(j) - m_i) / Z_i,   so dc_i(j) c_i(j) = (dP_i(j) - m_i) P_i(j)
+//   dx_j = sum_i P_i(j) gy_i                   (over the queries i whose window holds j)
+//   da_j = dw_j w_j (1 - w_j) with dw_j = sum_i dc_i(j) g_i(j):   da_j = (1 - w_j) sum_i (dP_i(j) - m_i) P_i(j)
+//   ds_i = sum_j dc_i(j) c_i(j) (i - j)^2 / s_i^3 = sum_j (dP_i(j) - m_i) P_i(j) (i - j)^2 / s_i^3
+//   db_i = ds_i (s_max - s_min) sigma(b_i) (1 - sigma(b_i))
+// Written with P, the backward never divides by Z or w: it stays finite when every weight of a
+// window underflows (then P = 0, and so are the gradients).
+// Pass A runs over query rows (dP, m, ds, and (dP - m) P kept per slot), pass B over key rows (dx,
+// da), so no two threads write the same output and results do not depend on the thread count.
 #include <cmath>
 #include <vector>
 
@@ -32,12 +35,10 @@ double sigmoid(double v) {
 
 // The window geometry shared by both passes.
 struct Band {
-  int64_t n = 0, k = 0, slots = 0;
-  Band(int64_t n_, const ops::ContextPool1dOptions& o) : n(n_) {
-    k = std::min<int64_t>(o.window, std::max<int64_t>(n - 1, 0));
-    slots = o.causal ? k + 1 : 2 * k + 1;
-  }
-  int64_t key(int64_t i, int64_t c) const { return i - k + c; }  // the token in slot c of row i
+  int64_t n, reach, slots;
+  Band(int64_t n_, const ops::ContextPool1dOptions& o)
+      : n(n_), reach(context_pool1d_reach(n_, o)), slots(context_pool1d_slots(n_, o)) {}
+  int64_t key(int64_t i, int64_t c) const { return i - reach + c; }  // the token in slot c of row i
   bool inside(int64_t j) const { return j >= 0 && j < n; }
 };
 
@@ -72,9 +73,9 @@ int64_t row_grain(int64_t work_per_row) { return std::max<int64_t>(1, 32768 / st
 
 }  // namespace
 
-// x [B, N, d], a, b [B, N] -> y [B, N, d], coef [B, N, S], norm [B, N]
+// x [B, N, d], a, b [B, N] -> y [B, N, d], coef [B, N, S]
 void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
-                            const Tensor& y, const Tensor& coef, const Tensor& norm) {
+                            const Tensor& y, const Tensor& coef) {
   const int64_t batch = x.sizes()[0], n = x.sizes()[1], d = x.sizes()[2];
   const Band band(n, o);
   std::vector<double> w, s;
@@ -84,7 +85,6 @@ void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, c
     const T* xp = x.data_ptr<T>();
     T* yp = y.data_ptr<T>();
     T* cp = coef.data_ptr<T>();
-    T* zp = norm.data_ptr<T>();
     parallel_for(0, batch * n, row_grain(band.slots * d), [&](int64_t r0, int64_t r1) {
       std::vector<double> c(band.slots);
       for (int64_t r = r0; r < r1; ++r) {
@@ -97,18 +97,18 @@ void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, c
           c[slot] = band.inside(j) ? std::exp(-dist * dist * inv_two_s2) * w[bi * n + j] : 0.0;
           z += c[slot];
         }
+        const double inv_z = z > 0 ? 1.0 / z : 0.0;  // z = 0 (eps 0, every weight underflowed): y_i = 0
         T* yr = yp + r * d;
         T* cr = cp + r * band.slots;
         for (int64_t e = 0; e < d; ++e) yr[e] = 0;
         for (int64_t slot = 0; slot < band.slots; ++slot) {
-          cr[slot] = static_cast<T>(c[slot] / z);
+          cr[slot] = static_cast<T>(c[slot] * inv_z);
           const int64_t j = band.key(i, slot);
           if (!band.inside(j) || cr[slot] == T(0)) continue;
           const T p = cr[slot];
           const T* xr = xp + (bi * n + j) * d;
           for (int64_t e = 0; e < d; ++e) yr[e] += p * xr[e];
         }
-        zp[r] = static_cast<T>(z);
       }
     });
   });
@@ -116,21 +116,20 @@ void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, c
 
 // gy [B, N, d] -> gx [B, N, d], ga, gb [B, N] (each optional)
 void context_pool1d_backward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
-                             const Tensor& coef, const Tensor& norm, const Tensor& gy, const Tensor& gx,
-                             const Tensor& ga, const Tensor& gb) {
+                             const Tensor& coef, const Tensor& gy, const Tensor& gx, const Tensor& ga,
+                             const Tensor& gb) {
   const int64_t batch = x.sizes()[0], n = x.sizes()[1], d = x.sizes()[2];
   const Band band(n, o);
-  const bool learn_w = o.mode != ContextPoolMode::Uniform, learn_s = o.mode == ContextPoolMode::Full;
+  const bool need_a = o.mode != ContextPoolMode::Uniform && ga.defined();
+  const bool need_b = o.mode == ContextPoolMode::Full && gb.defined();
   std::vector<double> w, s;
   weights_and_supports(a, b, o, w, s);
-  // Pass A's per-slot dc_i(j) g_i(j) (summed into dw_j by pass B) and ds_i.
-  std::vector<double> dw_terms(learn_w && ga.defined() ? batch * n * band.slots : 0), ds(batch * n, 0.0);
-  const bool need_a = !dw_terms.empty(), need_b = learn_s && gb.defined();
+  // Pass A's per-slot (dP_i(j) - m_i) P_i(j) (summed into da_j by pass B) and ds_i.
+  std::vector<double> dcc(need_a ? batch * n * band.slots : 0), ds(batch * n, 0.0);
   CTXPOOL_DISPATCH_FLOAT(x.dtype(), "context_pool1d backward", [&] {
     using T = scalar_t;
     const T* xp = x.data_ptr<T>();
     const T* cp = coef.data_ptr<T>();
-    const T* zp = norm.data_ptr<T>();
     const T* gp = gy.data_ptr<T>();
     if (need_a || need_b) {
       // Pass A: over query rows i.
@@ -140,52 +139,50 @@ void context_pool1d_backward(const Tensor& x, const Tensor& a, const Tensor& b, 
           const int64_t bi = r / n, i = r % n;
           const T* cr = cp + r * band.slots;
           const T* gr = gp + r * d;
-          double mean_dp = 0;  // sum_k P_i(k) dP_i(k) = <gy_i, y_i>
+          double m = 0;
           for (int64_t slot = 0; slot < band.slots; ++slot) {
             const int64_t j = band.key(i, slot);
-            dp[slot] = band.inside(j) ? static_cast<double>(dot(gr, xp + (bi * n + j) * d, d)) : 0.0;
-            mean_dp += static_cast<double>(cr[slot]) * dp[slot];
+            const bool used = band.inside(j) && cr[slot] != T(0);
+            dp[slot] = used ? static_cast<double>(dot(gr, xp + (bi * n + j) * d, d)) : 0.0;
+            m += static_cast<double>(cr[slot]) * dp[slot];
           }
-          const double z = zp[r], si = s[r];
           double ds_acc = 0;
           for (int64_t slot = 0; slot < band.slots; ++slot) {
-            const int64_t j = band.key(i, slot);
-            if (!band.inside(j)) continue;
-            const double dc = (dp[slot] - mean_dp) / z;
-            const double dist2 = static_cast<double>((i - j) * (i - j));
-            const double g = std::exp(-dist2 / (2.0 * si * si));
-            if (need_a) dw_terms[r * band.slots + slot] = dc * g;
-            ds_acc += dc * g * w[bi * n + j] * dist2 / (si * si * si);
+            const double term = (dp[slot] - m) * static_cast<double>(cr[slot]);  // dc_i(j) c_i(j); 0 outside
+            if (need_a) dcc[r * band.slots + slot] = term;
+            const double dist = static_cast<double>(band.reach - slot);  // i - j
+            ds_acc += term * dist * dist;
           }
-          ds[r] = ds_acc;
+          ds[r] = ds_acc / (s[r] * s[r] * s[r]);
         }
       });
     }
-    // Pass B: over key rows j (the queries i = j + K - c whose slot c holds j).
+    // Pass B: over key rows j (the queries i = j + R - c whose slot c holds j).
     T* gxp = gx.defined() ? gx.data_ptr<T>() : nullptr;
     T* gap = ga.defined() ? ga.data_ptr<T>() : nullptr;
     T* gbp = gb.defined() ? gb.data_ptr<T>() : nullptr;
+    const T* bp = b.data_ptr<T>();
     parallel_for(0, batch * n, row_grain(band.slots * d), [&](int64_t r0, int64_t r1) {
       for (int64_t r = r0; r < r1; ++r) {
         const int64_t bi = r / n, j = r % n;
         T* gxr = gxp ? gxp + r * d : nullptr;
         if (gxr)
           for (int64_t e = 0; e < d; ++e) gxr[e] = 0;
-        double dw = 0;
+        double da = 0;
         for (int64_t slot = 0; slot < band.slots; ++slot) {
-          const int64_t i = j + band.k - slot;
+          const int64_t i = j + band.reach - slot;
           if (!band.inside(i)) continue;
           const int64_t q = bi * n + i;
-          if (need_a) dw += dw_terms[q * band.slots + slot];
+          if (need_a) da += dcc[q * band.slots + slot];
           const T p = cp[q * band.slots + slot];
           if (!gxr || p == T(0)) continue;
           const T* gr = gp + q * d;
           for (int64_t e = 0; e < d; ++e) gxr[e] += p * gr[e];
         }
-        if (gap) gap[r] = static_cast<T>(need_a ? dw * w[r] * (1.0 - w[r]) : 0.0);
+        if (gap) gap[r] = static_cast<T>(need_a ? da * (1.0 - w[r]) : 0.0);
         if (gbp) {
-          const double sb = learn_s ? sigmoid(static_cast<double>(b.data_ptr<T>()[r])) : 0.0;
-          gbp[r] = static_cast<T>(learn_s ? ds[r] * (*o.s_max - o.s_min) * sb * (1.0 - sb) : 0.0);
+          const double sb = need_b ? sigmoid(static_cast<double>(bp[r])) : 0.0;
+          gbp[r] = static_cast<T>(need_b ? ds[r] * (*o.s_max - o.s_min) * sb * (1.0 - sb) : 0.0);
         }
       }
     });

@@ -1,6 +1,7 @@
 // CPU kernels. Each takes already-checked tensors and writes into a preallocated output; the ops in
 // ops/*.cpp do the checking, allocation and autograd. The CUDA backend mirrors these signatures.
 #pragma once
+#include <algorithm>
 #include <cstdint>
 
 #include "core/tensor.h"
@@ -76,16 +77,22 @@ void local_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
                               const Tensor& g, int64_t window, double scale, const Tensor& dq,
                               const Tensor& dk, const Tensor& dv);
 
-// Adaptive context pooling (ops/cpu/context_pool.cpp), options already resolved. x [B, N, d],
-// a, b [B, N] contiguous -> y [B, N, d], coef [B, N, S] (P_i(j) = g_i(j) w_j / Z_i; slot c holds
-// j = i - K + c, S = K + 1 causal or 2K + 1 bidirectional, K clipped to N - 1; 0 outside the
-// sequence), norm [B, N] (Z_i, eps included).
+// Adaptive context pooling (ops/cpu/context_pool.cpp), options already resolved. A window reaches
+// min(K, n - 1) tokens back (and forward when bidirectional); its slots are the tokens it can hold.
+inline int64_t context_pool1d_reach(int64_t n, const ops::ContextPool1dOptions& o) {
+  return std::min<int64_t>(o.window, std::max<int64_t>(n - 1, 0));
+}
+inline int64_t context_pool1d_slots(int64_t n, const ops::ContextPool1dOptions& o) {
+  return o.causal ? context_pool1d_reach(n, o) + 1 : 2 * context_pool1d_reach(n, o) + 1;
+}
+// x [B, N, d], a, b [B, N] contiguous -> y [B, N, d], coef [B, N, S] (P_i(j) = g_i(j) w_j / Z_i; slot c
+// holds j = i - reach + c; 0 outside the sequence).
 void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
-                            const Tensor& y, const Tensor& coef, const Tensor& norm);
-// gy [B, N, d] contiguous -> gx [B, N, d], ga, gb [B, N] (each optional).
+                            const Tensor& y, const Tensor& coef);
+// gy [B, N, d] contiguous, coef from the forward -> gx [B, N, d], ga, gb [B, N] (each optional).
 void context_pool1d_backward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
-                             const Tensor& coef, const Tensor& norm, const Tensor& gy, const Tensor& gx,
-                             const Tensor& ga, const Tensor& gb);
+                             const Tensor& coef, const Tensor& gy, const Tensor& gx, const Tensor& ga,
+                             const Tensor& gb);
 
 // weight [V, D] contiguous, indices [N] contiguous -> out [N, D].
 void embedding(const Tensor& weight, const Tensor& indices, const Tensor& out);

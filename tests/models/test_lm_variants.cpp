@@ -53,6 +53,14 @@ std::vector<Variant> variants() {
       out.push_back({std::string("cp attn_input ") + pooled + " " + mode, c});
     }
   }
+  for (const char* attention : {"local", "adaptive_span"}) {  // ContextPool with either baseline's attention
+    c = base;
+    c.attention = attention;
+    c.local_window = 3;
+    c.context_pool.enabled = true;
+    c.context_pool.window = 4;
+    out.push_back({std::string("cp kv + ") + attention, c});
+  }
   for (bool residual : {false, true}) {
     c = base;
     c.n_layers = 3;
@@ -157,19 +165,54 @@ TEST(LMVariants, RegularisersClampingAndDiagnostics) {
   double want = 2 * 2e-6 * 12 * 0.5;
   want += 0.01 * (diag[0].second + diag[2].second);
   EXPECT_NEAR(model.auxiliary_loss().item(), want, 1e-12);
-  // z is clamped to [0, 1] after an optimizer step.
+  // z is clamped to [0, 1] after an optimizer step (both ends).
+  Tensor z0 = model.block(0)->attn->span->z, z1 = model.block(1)->attn->span->z;
   {
     autograd::NoGradGuard no_grad;
-    model.named_parameters()[0].second.fill_(0.0);  // any parameter: only the spans are clamped
-    for (auto& [name, p] : model.named_parameters())
-      if (name.find("span.z") != std::string::npos) p.fill_(1.7);
+    z0.copy_(tensor({1.7, 0.4}, kFloat64));
+    z1.copy_(tensor({-0.3, 0.9}, kFloat64));
   }
   model.after_optimizer_step();
-  for (auto& [name, p] : model.named_parameters()) {
-    if (name.find("span.z") != std::string::npos) {
-      EXPECT_EQ(p.max().item(), 1.0) << name;
-    }
+  expect_values(z0, {1.0, 0.4}, 0.0);
+  expect_values(z1, {0.0, 0.9}, 0.0);
+}
+
+// Resuming a run with both regularisers (ContextPool lambda, adaptive span) and span clamping
+// reproduces the uninterrupted losses bit for bit.
+TEST(LMVariants, ResumeIsExactWithRegularisersAndSpans) {
+  TinyRun run("variant_resume", 12);
+  run.cfg.model.attention = "adaptive_span";
+  run.cfg.model.adaptive_span.lambda = 1e-3;
+  run.cfg.model.context_pool.enabled = true;
+  run.cfg.model.context_pool.lambda = 1e-3;
+  std::vector<double> straight;
+  {
+    models::Trainer t(run.cfg);
+    t.fit();
+    for (const auto& r : t.history()) straight.push_back(r.train_loss + r.aux_loss);
   }
+  std::filesystem::remove_all(run.cfg.train.run_dir);
+  models::RunConfig half = run.cfg;
+  half.train.stop_after = 5;
+  models::Trainer(half).fit();
+  models::Trainer resumed(run.cfg, /*resume=*/true);
+  ASSERT_EQ(resumed.step(), 5);
+  resumed.fit();
+  ASSERT_EQ(resumed.history().size(), 7u);
+  for (size_t i = 0; i < 7; ++i) {
+    const auto& r = resumed.history()[i];
+    EXPECT_EQ(r.train_loss + r.aux_loss, straight[5 + i]) << "step " << 6 + i;
+  }
+}
+
+// Configs built in code are checked too (not only those read from JSON).
+TEST(LMVariants, ModelConfigIsValidatedByTheModel) {
+  models::ModelConfig c = tiny_model();
+  c.context_pool.placement = "betwen";
+  EXPECT_ERROR_WITH(models::TransformerLM{c}, "model.context_pool.placement", "betwen", "between");
+  c = tiny_model();
+  c.context_pool.s_min = 0.0;
+  EXPECT_ERROR_WITH(models::TransformerLM{c}, "model.context_pool.s_min");
 }
 
 TEST(LMVariants, ConfigChecksNameTheKey) {

@@ -89,9 +89,10 @@ TEST(ContextPool1dModule, RegulariserAndLoggedMeans) {
   EXPECT_NEAR(aux.item(), 0.5 * s, 1e-12);
   aux.backward();  // the regulariser trains the support head of the predictor
   EXPECT_GT(ops::abs(cp.conv2->weight.grad()).max().item(), 0.0);
-  // uniform mode: weights are 1, support fixed at (s_min + s_max) / 2
+  // The regulariser needs learned supports.
   o.pool.mode = ops::ContextPoolMode::WeightsOnly;
   EXPECT_ERROR_WITH(nn::ContextPool1d(8, o), "ContextPool1d", "lambda", "weights_only");  // s is not learned
+  // uniform mode: weights are 1, support fixed at (s_min + s_max) / 2, and no predictor.
   o.lambda = 0.0;
   o.pool.mode = ops::ContextPoolMode::Uniform;
   nn::ContextPool1d uniform(8, o, kFloat64);

@@ -111,16 +111,36 @@ TEST(ContextPool1d, Float32AgreesWithFloat64) {
 
 TEST(ContextPool1d, SameResultForAnyThreadCount) {
   manual_seed(3);
-  const V in{randn({3, 40, 16}), randn({3, 40}), randn({3, 40})};
-  const Tensor up = randn({3, 40, 16});
-  auto op = [](auto& x, auto& a, auto& b) { return ops::context_pool1d(x, a, b, make(5, false)); };
-  const int threads = get_num_threads();
-  set_num_threads(1);
-  const V one = forward_backward(op, in, up);
-  set_num_threads(2);
-  const V two = forward_backward(op, in, up);
-  set_num_threads(threads);
-  for (size_t t = 0; t < one.size(); ++t) EXPECT_EQ(one[t].to_vector<float>(), two[t].to_vector<float>());
+  // 4 x 256 rows of 11 slots x 16 features: enough work that parallel_for really splits it.
+  for (DType dtype : {kFloat32, kFloat64}) {
+    const V in{randn({4, 256, 16}, dtype), randn({4, 256}, dtype), randn({4, 256}, dtype)};
+    const Tensor up = randn({4, 256, 16}, dtype);
+    auto op = [](auto& x, auto& a, auto& b) { return ops::context_pool1d(x, a, b, make(5, false)); };
+    const int threads = get_num_threads();
+    set_num_threads(1);
+    const V one = forward_backward(op, in, up);
+    set_num_threads(2);
+    const V two = forward_backward(op, in, up);
+    set_num_threads(threads);
+    for (size_t t = 0; t < one.size(); ++t) EXPECT_EQ(one[t].to_vector<double>(), two[t].to_vector<double>());
+  }
+}
+
+// eps = 0 and every weight of a window underflowing: the output is 0 (the limit eps -> 0+), and the
+// gradients are finite (the backward never divides by Z or w).
+TEST(ContextPool1d, UnderflowingWeightsStayFinite) {
+  ContextPool1dOptions o = make(2, true);
+  o.eps = 0.0;
+  for (auto [dtype, logit] : {std::pair{kFloat64, -800.0}, std::pair{kFloat32, -105.0}}) {
+    Tensor x = randn({1, 4, 3}, dtype).requires_grad_(true);
+    Tensor a = full({1, 4}, logit, dtype).requires_grad_(true);
+    Tensor b = zeros({1, 4}, dtype).requires_grad_(true);
+    const Tensor y = ops::context_pool1d(x, a, b, o);
+    y.sum().backward();
+    for (const Tensor& t : {y.detach(), x.grad(), a.grad(), b.grad()}) {
+      for (double v : t.to_vector<double>()) EXPECT_TRUE(std::isfinite(v)) << dtype;
+    }
+  }
 }
 
 TEST(ContextPool1dGrad, Gradchecks) {
@@ -199,7 +219,8 @@ TEST(ContextPool1d, BadInputs) {
   EXPECT_ERROR_WITH(ops::context_pool1d(zeros({2, 5, 4}, kInt64), ab, ab), "context_pool1d", "floating");
 }
 
-TEST(ContextPool1d, EmptyBatchAndZeroFeatures) {
+TEST(ContextPool1d, EmptyBatchSequenceAndFeatures) {
+  EXPECT_TRUE(ops::context_pool1d(zeros({2, 0, 4}), zeros({2, 0}), zeros({2, 0})).sizes() == (Shape{2, 0, 4}));
   EXPECT_TRUE(ops::context_pool1d(zeros({0, 5, 4}), zeros({0, 5}), zeros({0, 5})).sizes() == (Shape{0, 5, 4}));
   EXPECT_TRUE(ops::context_pool1d(zeros({2, 5, 0}), zeros({2, 5}), zeros({2, 5})).sizes() == (Shape{2, 5, 0}));
 }
