@@ -1,0 +1,247 @@
+#include "models/grid.h"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/file_io.h"
+#include "models/trainer.h"
+
+namespace ctxpool::models {
+
+std::string slug(const std::string& name) {
+  std::string out;
+  for (char ch : name) {
+    const bool keep = std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.';
+    if (keep) out += ch;
+    else if (!out.empty() && out.back() != '-') out += '-';
+  }
+  while (!out.empty() && out.back() == '-') out.pop_back();
+  CTXPOOL_CHECK(!out.empty(), "grid: config name '", name, "' has no letters or digits");
+  return out;
+}
+
+Grid Grid::from_json(const nlohmann::json& j) {
+  CTXPOOL_CHECK(j.is_object(), "grid: the top level must be a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    static const char* known[] = {"name", "comment", "base", "base_config", "seeds", "reference", "configs",
+                                  "runs_dir", "results_dir"};
+    CTXPOOL_CHECK(std::find(std::begin(known), std::end(known), it.key()) != std::end(known), "grid: unknown key '",
+                  it.key(), "'");
+  }
+  Grid g;
+  CTXPOOL_CHECK(j.contains("name") && j["name"].is_string(), "grid: 'name' (a string) is required");
+  g.name = j["name"].get<std::string>();
+  slug(g.name);
+  g.comment = j.value("comment", "");
+  CTXPOOL_CHECK(j.contains("base") != j.contains("base_config"), "grid '", g.name,
+                "': give exactly one of 'base' (a config object) and 'base_config' (a config file)");
+  g.base = j.contains("base") ? RunConfig::from_json(j["base"]).to_json()
+                              : RunConfig::from_file(j["base_config"].get<std::string>()).to_json();
+  CTXPOOL_CHECK(j.contains("seeds") && j["seeds"].is_array() && !j["seeds"].empty(), "grid '", g.name,
+                "': 'seeds' must be a non-empty array of integers");
+  for (const auto& s : j["seeds"]) {
+    CTXPOOL_CHECK(s.is_number_integer() && s.get<int64_t>() >= 0, "grid '", g.name, "': seed ", s.dump(),
+                  " is not a non-negative integer");
+    g.seeds.push_back(s.get<uint64_t>());
+  }
+  CTXPOOL_CHECK(j.contains("configs") && j["configs"].is_array() && !j["configs"].empty(), "grid '", g.name,
+                "': 'configs' must be a non-empty array");
+  std::vector<std::string> slugs;
+  for (const auto& c : j["configs"]) {
+    CTXPOOL_CHECK(c.is_object() && c.contains("name") && c["name"].is_string(), "grid '", g.name,
+                  "': every config needs a 'name', got ", c.dump());
+    GridEntry e{c["name"].get<std::string>(), c.value("overrides", nlohmann::json::object())};
+    for (auto it = c.begin(); it != c.end(); ++it)
+      CTXPOOL_CHECK(it.key() == "name" || it.key() == "overrides", "grid '", g.name, "': config '", e.name,
+                    "' has an unknown key '", it.key(), "' (expected name, overrides)");
+    const std::string s = slug(e.name);
+    CTXPOOL_CHECK(std::find(slugs.begin(), slugs.end(), s) == slugs.end(), "grid '", g.name,
+                  "': two configs share the directory name '", s, "'");
+    slugs.push_back(s);
+    g.configs.push_back(std::move(e));
+  }
+  if (j.contains("reference")) {
+    const auto& r = j["reference"];
+    g.reference_deep = r.value("deep", "");
+    g.reference_shallow = r.value("shallow", "");
+    for (const std::string* ref : {&g.reference_deep, &g.reference_shallow}) {
+      const bool found = std::any_of(g.configs.begin(), g.configs.end(), [&](const GridEntry& e) { return e.name == *ref; });
+      CTXPOOL_CHECK(found, "grid '", g.name, "': reference config '", *ref, "' is not one of the configs");
+    }
+  }
+  g.runs_dir = j.value("runs_dir", "runs/grids/" + g.name);
+  g.results_dir = j.value("results_dir", g.results_dir);
+  for (size_t c = 0; c < g.configs.size(); ++c) {
+    const RunConfig rc = g.run_config(c, g.seeds[0]);  // every override checked now
+    CTXPOOL_CHECK(rc.data.train_fraction + rc.data.validation_fraction < 1.0 - 1e-9, "grid '", g.name, "', config '",
+                  g.configs[c].name, "': the data needs a test split (train_fraction + validation_fraction < 1, "
+                  "e.g. 0.9 and 0.05)");
+  }
+  return g;
+}
+
+Grid Grid::from_file(const std::string& path) {
+  try {
+    return from_json(nlohmann::json::parse(read_file(path)));
+  } catch (const nlohmann::json::exception& e) {
+    detail::fail("grid: '", path, "' is not valid JSON: ", e.what());
+  }
+}
+
+std::string Grid::run_dir(size_t config, uint64_t seed) const {
+  return runs_dir + "/" + slug(configs.at(config).name) + "/seed-" + std::to_string(seed);
+}
+
+RunConfig Grid::run_config(size_t config, uint64_t seed) const {
+  nlohmann::json j = base;
+  j.merge_patch(configs.at(config).overrides);
+  j["train"]["seed"] = seed;
+  j["train"]["run_dir"] = run_dir(config, seed);
+  j["train"]["keep_best"] = true;
+  try {
+    return RunConfig::from_json(j);
+  } catch (const Error& e) {
+    detail::fail("grid '", name, "', config '", configs.at(config).name, "': ", e.what());
+  }
+}
+
+nlohmann::json RunResult::to_json() const {
+  return {{"config", config},       {"seed", seed},         {"steps", steps},
+          {"best_step", best_step}, {"parameters", parameters}, {"best_val_bpc", best_val_bpc},
+          {"test_bpc", test_bpc},   {"flops_per_token", flops_per_token}, {"ms_per_step", ms_per_step},
+          {"tokens_per_s", tokens_per_s}};
+}
+
+RunResult RunResult::from_json(const nlohmann::json& j) {
+  RunResult r;
+  r.config = j.at("config").get<std::string>();
+  r.seed = j.at("seed").get<uint64_t>();
+  r.steps = j.at("steps").get<int64_t>();
+  r.best_step = j.at("best_step").get<int64_t>();
+  r.parameters = j.at("parameters").get<int64_t>();
+  r.best_val_bpc = j.at("best_val_bpc").get<double>();
+  r.test_bpc = j.at("test_bpc").get<double>();
+  r.flops_per_token = j.at("flops_per_token").get<double>();
+  r.ms_per_step = j.at("ms_per_step").get<double>();
+  r.tokens_per_s = j.at("tokens_per_s").get<double>();
+  return r;
+}
+
+namespace {
+
+// The median ms per step over the run's metrics (robust to a few slow steps on a shared machine).
+double median_ms_per_step(const std::string& run_dir) {
+  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
+  std::vector<double> ms;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (!j.is_discarded() && j.contains("ms_per_step")) ms.push_back(j["ms_per_step"].get<double>());
+  }
+  if (ms.empty()) return NAN;
+  std::nth_element(ms.begin(), ms.begin() + ms.size() / 2, ms.end());
+  return ms[ms.size() / 2];
+}
+
+// The run's log and evaluation lines (not every step), beside the table: small enough to commit,
+// enough to plot curves after the run directories are gone.
+void save_curve(const Grid& grid, const std::string& run_dir, const std::string& name, int64_t log_interval) {
+  std::istringstream in(read_file(run_dir + "/metrics.jsonl"));
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded()) continue;
+    if (j.contains("val_bpc") || j.value("step", int64_t(1)) % log_interval == 0) kept += line + "\n";
+  }
+  make_directories(grid.results_dir + "/" + grid.name);
+  write_file_atomic(grid.results_dir + "/" + grid.name + "/" + name + ".jsonl", kept);
+}
+
+std::string hms(double seconds) {
+  const long s = static_cast<long>(seconds);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  return buf;
+}
+
+}  // namespace
+
+std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
+  struct Job {
+    size_t config;
+    uint64_t seed;
+  };
+  std::vector<Job> jobs;
+  for (size_t c = 0; c < grid.configs.size(); ++c)
+    if (options.only.empty() || grid.configs[c].name.find(options.only) != std::string::npos)
+      for (uint64_t s : grid.seeds) jobs.push_back({c, s});
+
+  std::vector<RunResult> results;
+  double trained_seconds = 0;
+  int64_t trained_steps = 0, steps_left = 0;
+  for (const Job& job : jobs)
+    if (!file_exists(grid.run_dir(job.config, job.seed) + "/result.json"))
+      steps_left += grid.run_config(job.config, job.seed).train.steps;
+
+  for (size_t n = 0; n < jobs.size(); ++n) {
+    const Job& job = jobs[n];
+    const std::string dir = grid.run_dir(job.config, job.seed);
+    const std::string& config_name = grid.configs[job.config].name;
+    if (file_exists(dir + "/result.json")) {
+      results.push_back(RunResult::from_json(nlohmann::json::parse(read_file(dir + "/result.json"))));
+      if (!options.quiet) std::printf("[grid %s] run %zu/%zu: %s seed %llu: finished earlier, skipped\n", grid.name.c_str(),
+                                      n + 1, jobs.size(), config_name.c_str(), static_cast<unsigned long long>(job.seed));
+      continue;
+    }
+    if (options.table_only) continue;
+    const RunConfig cfg = grid.run_config(job.config, job.seed);
+    const std::string eta = trained_steps > 0 ? hms(trained_seconds / trained_steps * steps_left) : "unknown yet";
+    if (!options.quiet)
+      std::printf("\n[grid %s] run %zu/%zu: %s seed %llu (%lld steps) -> %s | grid ETA %s\n", grid.name.c_str(), n + 1,
+                  jobs.size(), config_name.c_str(), static_cast<unsigned long long>(job.seed),
+                  static_cast<long long>(cfg.train.steps), dir.c_str(), eta.c_str());
+    std::fflush(stdout);
+    const auto t0 = std::chrono::steady_clock::now();
+    Trainer trainer(cfg, /*resume=*/true);
+    const int64_t first_step = trainer.step();
+    if (trainer.step() < cfg.train.steps) trainer.fit();
+    const int64_t done_steps = trainer.step() - first_step;
+    trained_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    trained_steps += done_steps;
+    steps_left -= done_steps;
+    if (trainer.step() < cfg.train.steps) {  // stopped early (train.stop_after): resume next time
+      if (!options.quiet) std::printf("[grid %s] %s seed %llu stopped at step %lld; run the grid again to resume it\n",
+                                      grid.name.c_str(), config_name.c_str(), static_cast<unsigned long long>(job.seed),
+                                      static_cast<long long>(trainer.step()));
+      continue;
+    }
+    // Test once, with the weights that had the best validation bpc.
+    trainer.load_best();
+    RunResult r;
+    r.config = config_name;
+    r.seed = job.seed;
+    r.steps = trainer.step();
+    r.best_step = trainer.best_step();
+    r.best_val_bpc = trainer.best_val_bpc();
+    r.test_bpc = trainer.evaluate(nn::data::Split::Test, 0);
+    r.parameters = trainer.model().num_parameters();
+    r.flops_per_token = trainer.model().flops_per_token();
+    r.ms_per_step = median_ms_per_step(dir);
+    r.tokens_per_s = static_cast<double>(cfg.train.batch_size * cfg.model.context) / (r.ms_per_step / 1000.0);
+    save_curve(grid, dir, slug(config_name) + "-seed-" + std::to_string(job.seed), cfg.train.log_interval);
+    write_file_atomic(dir + "/result.json", r.to_json().dump(2) + "\n");
+    if (!options.quiet)
+      std::printf("[grid %s] %s seed %llu: best val bpc %.4f (step %lld), test bpc %.4f\n", grid.name.c_str(),
+                  config_name.c_str(), static_cast<unsigned long long>(job.seed), r.best_val_bpc,
+                  static_cast<long long>(r.best_step), r.test_bpc);
+    results.push_back(r);
+    write_grid_results(grid, results);  // the table grows as runs finish
+  }
+  write_grid_results(grid, results);
+  return results;
+}
+
+}  // namespace ctxpool::models

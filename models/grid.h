@@ -1,0 +1,78 @@
+// Experiment grids: named config overrides x seeds, trained one after another on the same data and
+// budget, resumable, summarised as a results table (markdown + JSON).
+//
+// A grid file (examples/grids/*.json):
+//   {"name": "contextpool_lm", "comment": "...",
+//    "base_config": "examples/configs/lm_linux_doc_base.json",   (or "base": {...} inline)
+//    "seeds": [1337, 2, 3],
+//    "reference": {"deep": "plain L=4", "shallow": "plain L=2"},  (optional: the depth gap)
+//    "configs": [{"name": "plain L=4", "overrides": {"model": {"n_layers": 4}}}, ...]}
+// Overrides are JSON merge patches of the base config. Run r of config c with seed s lives in
+// <runs_dir>/<c's slug>/seed-<s>; a finished run holds result.json and is skipped, a half-done one
+// resumes from its latest checkpoint. Each finished run's log and evaluation lines are copied to
+// <results_dir>/<name>/<slug>-seed-<s>.jsonl (for plots; the run directories are not committed).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "models/config.h"
+
+namespace ctxpool::models {
+
+struct GridEntry {
+  std::string name;
+  nlohmann::json overrides = nlohmann::json::object();
+};
+
+struct Grid {
+  std::string name, comment;
+  nlohmann::json base;  // a complete run config
+  std::vector<uint64_t> seeds;
+  std::vector<GridEntry> configs;
+  std::string reference_deep, reference_shallow;  // config names; both empty when not given
+  std::string runs_dir;                           // default runs/grids/<name>
+  std::string results_dir = "docs/results";
+
+  // Relative paths in the file (base_config) are resolved against the current directory.
+  static Grid from_json(const nlohmann::json& j);
+  static Grid from_file(const std::string& path);
+
+  // The run config of entry `config` with `seed`: base + overrides, train.seed, train.run_dir,
+  // train.keep_best on. Checked like any config (an unknown key is an error naming it).
+  RunConfig run_config(size_t config, uint64_t seed) const;
+  std::string run_dir(size_t config, uint64_t seed) const;
+};
+
+// What one finished run contributes to the table (its result.json).
+struct RunResult {
+  std::string config;
+  uint64_t seed = 0;
+  int64_t steps = 0, best_step = 0, parameters = 0;
+  double best_val_bpc = 0, test_bpc = 0, flops_per_token = 0, ms_per_step = 0, tokens_per_s = 0;
+
+  nlohmann::json to_json() const;
+  static RunResult from_json(const nlohmann::json& j);
+};
+
+struct GridOptions {
+  std::string only;        // run only the configs whose name contains this (empty: all)
+  bool table_only = false; // train nothing: collect the finished runs and rewrite the table
+  bool quiet = false;
+};
+
+// Trains every (config, seed) not yet finished, in file order (seeds inner), then writes the table.
+// Returns the results of all finished runs (the ones trained now and the ones found on disk).
+std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options = {});
+
+// <results_dir>/<name>.md and <name>.json: per config, mean +- std over seeds of the best validation
+// bpc and of the test bpc of the best-validation checkpoint, parameters, FLOPs per token, ms per step,
+// tokens per second; with a reference pair, the share of the shallow -> deep gap each config recovers.
+void write_grid_results(const Grid& grid, const std::vector<RunResult>& results);
+
+// "plain L=4" -> "plain-L-4": a name usable as a directory.
+std::string slug(const std::string& name);
+
+}  // namespace ctxpool::models

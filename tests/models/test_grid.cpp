@@ -1,0 +1,110 @@
+// The experiment runner on a smoke grid (2 configs, 1 seed, 30 steps of a tiny model on a synthetic
+// corpus): an interrupted grid resumes to the same numbers as an uninterrupted one, finished runs
+// are skipped, and the table is written (markdown and JSON), keeping a hand-written conclusion.
+#include <filesystem>
+
+#include "helpers/test_utils.h"
+#include "helpers/tiny_run.h"
+#include "models/grid.h"
+
+using namespace ctxpool;
+using namespace ctxpool::testing;
+using nlohmann::json;
+
+namespace {
+
+json smoke_grid(const TinyRun& run, const std::string& runs) {
+  json base = run.cfg.to_json();
+  base["data"]["validation_fraction"] = 0.05;  // 90/5/5: the grid needs a test split
+  base["model"]["d_model"] = 16;
+  base["model"]["d_mlp"] = 32;
+  base["train"]["eval_interval"] = 10;
+  base["train"]["max_eval_windows"] = 8;
+  base["train"]["checkpoint_interval"] = 10;
+  return {{"name", "smoke"},
+          {"base", base},
+          {"seeds", {5}},
+          {"reference", {{"deep", "plain"}, {"shallow", "plain"}}},
+          {"configs", {{{"name", "plain"}},
+                       {{"name", "cp K=4"}, {"overrides", {{"model", {{"context_pool", {{"enabled", true}, {"window", 4}}}}}}}}}},
+          {"runs_dir", run.dir + "/" + runs},
+          {"results_dir", run.dir + "/results"}};
+}
+
+}  // namespace
+
+TEST(Grid, ResumesSkipsFinishedRunsAndWritesTheTable) {
+  TinyRun run("grid", 30);
+  models::GridOptions quiet;
+  quiet.quiet = true;
+
+  // Uninterrupted, for reference.
+  const auto straight = models::run_grid(models::Grid::from_json(smoke_grid(run, "straight")), quiet);
+  ASSERT_EQ(straight.size(), 2u);
+
+  // Interrupted after 12 steps of each run, then resumed.
+  json g = smoke_grid(run, "runs");
+  g["base"]["train"]["stop_after"] = 12;
+  EXPECT_TRUE(models::run_grid(models::Grid::from_json(g), quiet).empty());
+  const models::Grid grid = models::Grid::from_json(smoke_grid(run, "runs"));
+  EXPECT_TRUE(file_exists(grid.run_dir(0, 5) + "/latest"));
+  EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/result.json"));
+  EXPECT_EQ(grid.run_dir(1, 5), run.dir + "/runs/cp-K-4/seed-5");
+  const auto resumed = models::run_grid(grid, quiet);
+  ASSERT_EQ(resumed.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(resumed[i].steps, 30);
+    EXPECT_TRUE(resumed[i].best_step == 10 || resumed[i].best_step == 20 || resumed[i].best_step == 30);
+    EXPECT_EQ(resumed[i].best_val_bpc, straight[i].best_val_bpc) << resumed[i].config;  // bit for bit
+    EXPECT_EQ(resumed[i].test_bpc, straight[i].test_bpc) << resumed[i].config;
+    EXPECT_GT(resumed[i].test_bpc, 0.5);
+    EXPECT_LT(resumed[i].test_bpc, 8.0);
+  }
+  EXPECT_GT(resumed[1].parameters, resumed[0].parameters);  // the predictor
+  // The curves (log and evaluation steps only) are kept beside the table.
+  const std::string curve = read_file(run.dir + "/results/smoke/cp-K-4-seed-5.jsonl");
+  EXPECT_NE(curve.find("\"val_bpc\""), std::string::npos);
+  EXPECT_NE(curve.find("cp_support/0"), std::string::npos);
+
+  // The table, with a conclusion written by hand that a rewrite keeps.
+  const std::string md_path = run.dir + "/results/smoke.md";
+  std::string md = read_file(md_path);
+  EXPECT_NE(md.find("| plain | 2 |"), std::string::npos) << md;
+  EXPECT_NE(md.find("| cp K=4 | 2 |"), std::string::npos) << md;
+  const size_t a = md.find("<!-- conclusion -->");
+  ASSERT_NE(a, std::string::npos);
+  md.replace(a, std::string("<!-- conclusion -->").size(), "<!-- conclusion -->\nContextPool wins.");
+  write_file_atomic(md_path, md);
+  const auto table = json::parse(read_file(run.dir + "/results/smoke.json"));
+  ASSERT_EQ(table["configs"].size(), 2u);
+  EXPECT_EQ(table["configs"][1]["runs"][0]["best_val_bpc"].get<double>(), resumed[1].best_val_bpc);
+
+  // A third pass trains nothing (finished runs are skipped) and keeps the conclusion.
+  const auto mtime = std::filesystem::last_write_time(grid.run_dir(0, 5) + "/result.json");
+  const auto again = models::run_grid(grid, quiet);
+  EXPECT_EQ(again.size(), 2u);
+  EXPECT_EQ(std::filesystem::last_write_time(grid.run_dir(0, 5) + "/result.json"), mtime);
+  EXPECT_NE(read_file(md_path).find("ContextPool wins."), std::string::npos);
+}
+
+TEST(Grid, BadGridsAreClearErrors) {
+  TinyRun run("grid_bad", 30);
+  json g = smoke_grid(run, "runs");
+  g["sedes"] = {1};
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "grid", "unknown key 'sedes'");
+  g = smoke_grid(run, "runs");
+  g["configs"][1]["overrides"]["model"]["n_layer"] = 3;
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "cp K=4", "unknown key 'model.n_layer'");
+  g = smoke_grid(run, "runs");
+  g["configs"][1]["name"] = "plain!";
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "share the directory name 'plain'");
+  g = smoke_grid(run, "runs");
+  g["reference"]["deep"] = "plain L=8";
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "reference config 'plain L=8'");
+  g = smoke_grid(run, "runs");
+  g["base"]["data"]["validation_fraction"] = 0.1;
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "test split");
+  g = smoke_grid(run, "runs");
+  g["seeds"] = json::array();
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "seeds");
+}
