@@ -42,6 +42,8 @@ class TransformerLM : public nn::Module {
 
   // Block l of `blocks`, typed.
   std::shared_ptr<nn::TransformerBlock> block(size_t l) const;
+  // Every ContextPool layer, in depth order (the l of cp_support/<l>).
+  std::vector<std::shared_ptr<nn::ContextPool1d>> context_pools() const;
 
   std::shared_ptr<nn::Embedding> tok_emb;
   Tensor pos_emb;  // [context, d_model]
@@ -51,9 +53,6 @@ class TransformerLM : public nn::Module {
   std::shared_ptr<nn::Linear> head;
 
  private:
-  // Every ContextPool layer, in depth order.
-  std::vector<std::shared_ptr<nn::ContextPool1d>> context_pools() const;
-
   ModelConfig config_;
 };
 

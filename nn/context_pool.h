@@ -32,6 +32,8 @@ class ContextPool1d : public Module {
   // and the pooling weight w (1 in uniform mode). For logging.
   double mean_support() const;
   double mean_weight() const;
+  // The support sizes s [B, N] of the last forward, detached (undefined before any forward).
+  Tensor last_support() const { return last_support_.defined() ? last_support_.detach() : Tensor(); }
 
   const ContextPool1dOptions& options() const { return options_; }
 

@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+"""Draws what ContextPool pools: the passage written by ctxpool-supports (PREFIX.json), once per
+ContextPool layer, each character on a cell coloured by the support size s the layer chose for it.
+
+    /usr/bin/python3 scripts/plot_supports.py docs/results/supports      # -> docs/results/supports.png
+"""
+import json
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib import cm, colors  # noqa: E402
+
+COLUMNS = 64
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: plot_supports.py PREFIX  (reads PREFIX.json, writes PREFIX.png)")
+    prefix = sys.argv[1]
+    with open(prefix + ".json") as f:
+        data = json.load(f)
+    text = bytes(data["text"]).decode("utf-8", errors="replace")
+    layers = data["layers"]
+    rows = (len(text) + COLUMNS - 1) // COLUMNS
+    norm = colors.Normalize(vmin=data["s_min"], vmax=data["s_max"])
+    cmap = cm.get_cmap("coolwarm")
+    fig, axes = plt.subplots(len(layers), 1, figsize=(COLUMNS * 0.16 + 1.5, len(layers) * (rows * 0.22 + 0.6)),
+                             squeeze=False)
+    for l, (ax, support) in enumerate(zip(axes[:, 0], layers)):
+        for c, ch in enumerate(text[: len(support)]):
+            r, k = divmod(c, COLUMNS)
+            ax.add_patch(plt.Rectangle((k, -r - 1), 1, 1, color=cmap(norm(support[c])), lw=0))
+            shown = "\u21b5" if ch == "\n" else ch
+            ax.text(k + 0.5, -r - 0.5, shown, ha="center", va="center", family="monospace", fontsize=7)
+        ax.set_xlim(0, COLUMNS)
+        ax.set_ylim(-rows, 0)
+        ax.set_axis_off()
+        ax.set_title(f"ContextPool layer {l}: support size s per character (tokens)", fontsize=9, loc="left")
+    fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[:, 0].tolist(), shrink=0.6, label="s (tokens)")
+    fig.savefig(prefix + ".png", dpi=120, bbox_inches="tight")
+    print("wrote", prefix + ".png")
+
+
+if __name__ == "__main__":
+    main()
