@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <sstream>
 
@@ -24,7 +25,7 @@ std::string slug(const std::string& name) {
   return out;
 }
 
-Grid Grid::from_json(const nlohmann::json& j) {
+Grid Grid::from_json(const nlohmann::json& j, const std::string& base_dir) {
   CTXPOOL_CHECK(j.is_object(), "grid: the top level must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
     static const char* known[] = {"name", "comment", "base", "base_config", "seeds", "reference", "configs",
@@ -40,7 +41,7 @@ Grid Grid::from_json(const nlohmann::json& j) {
   CTXPOOL_CHECK(j.contains("base") != j.contains("base_config"), "grid '", g.name,
                 "': give exactly one of 'base' (a config object) and 'base_config' (a config file)");
   g.base = j.contains("base") ? RunConfig::from_json(j["base"]).to_json()
-                              : RunConfig::from_file(j["base_config"].get<std::string>()).to_json();
+                              : RunConfig::from_file(base_dir + j["base_config"].get<std::string>()).to_json();
   CTXPOOL_CHECK(j.contains("seeds") && j["seeds"].is_array() && !j["seeds"].empty(), "grid '", g.name,
                 "': 'seeds' must be a non-empty array of integers");
   for (const auto& s : j["seeds"]) {
@@ -86,7 +87,8 @@ Grid Grid::from_json(const nlohmann::json& j) {
 
 Grid Grid::from_file(const std::string& path) {
   try {
-    return from_json(nlohmann::json::parse(read_file(path)));
+    const std::string dir = std::filesystem::path(path).parent_path().string();
+    return from_json(nlohmann::json::parse(read_file(path)), dir.empty() ? "" : dir + "/");
   } catch (const nlohmann::json::exception& e) {
     detail::fail("grid: '", path, "' is not valid JSON: ", e.what());
   }

@@ -3,7 +3,7 @@
 //
 // A grid file (examples/grids/*.json):
 //   {"name": "contextpool_lm", "comment": "...",
-//    "base_config": "examples/configs/lm_linux_doc_base.json",   (or "base": {...} inline)
+//    "base_config": "../configs/lm_linux_doc_base.json",   (relative to the grid file; or "base": {...})
 //    "seeds": [1337, 2, 3],
 //    "reference": {"deep": "plain L=4", "shallow": "plain L=2"},  (optional: the depth gap)
 //    "configs": [{"name": "plain L=4", "overrides": {"model": {"n_layers": 4}}}, ...]}
@@ -36,8 +36,8 @@ struct Grid {
   std::string runs_dir;                           // default runs/grids/<name>
   std::string results_dir = "docs/results";
 
-  // Relative paths in the file (base_config) are resolved against the current directory.
-  static Grid from_json(const nlohmann::json& j);
+  // base_config is relative to base_dir (from_file: the grid file's directory).
+  static Grid from_json(const nlohmann::json& j, const std::string& base_dir = "");
   static Grid from_file(const std::string& path);
 
   // The run config of entry `config` with `seed`: base + overrides, train.seed, train.run_dir,

@@ -108,3 +108,15 @@ TEST(Grid, BadGridsAreClearErrors) {
   g["seeds"] = json::array();
   EXPECT_ERROR_WITH(models::Grid::from_json(g), "seeds");
 }
+
+// Every shipped grid loads: its base config and every override are valid.
+TEST(Grid, ExampleGridsLoad) {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(CTXPOOL_EXAMPLES_DIR "/grids")) {
+    if (entry.path().extension() != ".json") continue;
+    const models::Grid grid = models::Grid::from_file(entry.path().string());
+    EXPECT_FALSE(grid.configs.empty()) << entry.path();
+    ++count;
+  }
+  EXPECT_GE(count, 2);
+}
