@@ -4,6 +4,7 @@
 #include <cctype>
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <cstdio>
 #include <sstream>
 
@@ -169,6 +170,27 @@ std::string hms(double seconds) {
   return buf;
 }
 
+// Runs recorded in an earlier table (<results_dir>/<name>.json) with the same base config and the
+// same overrides: they count as finished even when their run directories are gone (runs/ is not
+// committed; the table is).
+std::map<std::pair<std::string, uint64_t>, RunResult> recorded_runs(const Grid& grid) {
+  std::map<std::pair<std::string, uint64_t>, RunResult> out;
+  const std::string path = grid.results_dir + "/" + grid.name + ".json";
+  if (!file_exists(path)) return out;
+  const auto table = nlohmann::json::parse(read_file(path), nullptr, false);
+  if (table.is_discarded() || !table.contains("base") || table["base"] != grid.base) return out;
+  for (const auto& row : table.value("configs", nlohmann::json::array())) {
+    const auto entry = std::find_if(grid.configs.begin(), grid.configs.end(),
+                                    [&](const GridEntry& e) { return e.name == row.value("name", ""); });
+    if (entry == grid.configs.end() || row.value("overrides", nlohmann::json()) != entry->overrides) continue;
+    for (const auto& run : row.value("runs", nlohmann::json::array())) {
+      const RunResult r = RunResult::from_json(run);
+      out[{r.config, r.seed}] = r;
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
@@ -181,11 +203,13 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
     if (options.only.empty() || grid.configs[c].name.find(options.only) != std::string::npos)
       for (uint64_t s : grid.seeds) jobs.push_back({c, s});
 
+  const auto recorded = recorded_runs(grid);
+  auto is_recorded = [&](const Job& job) { return recorded.count({grid.configs[job.config].name, job.seed}) > 0; };
   std::vector<RunResult> results;
   double trained_seconds = 0;
   int64_t trained_steps = 0, steps_left = 0;
   for (const Job& job : jobs)
-    if (!file_exists(grid.run_dir(job.config, job.seed) + "/result.json"))
+    if (!file_exists(grid.run_dir(job.config, job.seed) + "/result.json") && !is_recorded(job))
       steps_left += grid.run_config(job.config, job.seed).train.steps;
 
   for (size_t n = 0; n < jobs.size(); ++n) {
@@ -196,6 +220,13 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
       results.push_back(RunResult::from_json(nlohmann::json::parse(read_file(dir + "/result.json"))));
       if (!options.quiet) std::printf("[grid %s] run %zu/%zu: %s seed %llu: finished earlier, skipped\n", grid.name.c_str(),
                                       n + 1, jobs.size(), config_name.c_str(), static_cast<unsigned long long>(job.seed));
+      continue;
+    }
+    if (is_recorded(job)) {
+      results.push_back(recorded.at({config_name, job.seed}));
+      if (!options.quiet) std::printf("[grid %s] run %zu/%zu: %s seed %llu: recorded in the results table, skipped\n",
+                                      grid.name.c_str(), n + 1, jobs.size(), config_name.c_str(),
+                                      static_cast<unsigned long long>(job.seed));
       continue;
     }
     if (options.table_only) continue;

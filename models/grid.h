@@ -9,7 +9,9 @@
 //    "configs": [{"name": "plain L=4", "overrides": {"model": {"n_layers": 4}}}, ...]}
 // Overrides are JSON merge patches of the base config. Run r of config c with seed s lives in
 // <runs_dir>/<c's slug>/seed-<s>; a finished run holds result.json and is skipped, a half-done one
-// resumes from its latest checkpoint. Each finished run's log and evaluation lines are copied to
+// resumes from its latest checkpoint. A run recorded in the results table (same base config, same
+// overrides) counts as finished too, so a grid can span machines and sessions whose run directories
+// are gone. Each finished run's log and evaluation lines are copied to
 // <results_dir>/<name>/<slug>-seed-<s>.jsonl (for plots; the run directories are not committed).
 #pragma once
 #include <cstdint>

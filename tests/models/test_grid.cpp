@@ -85,6 +85,20 @@ TEST(Grid, ResumesSkipsFinishedRunsAndWritesTheTable) {
   EXPECT_EQ(again.size(), 2u);
   EXPECT_EQ(std::filesystem::last_write_time(grid.run_dir(0, 5) + "/result.json"), mtime);
   EXPECT_NE(read_file(md_path).find("ContextPool wins."), std::string::npos);
+
+  // With the run directories gone (another session), the table still records the finished runs ...
+  std::filesystem::remove_all(run.dir + "/runs");
+  const auto from_table = models::run_grid(grid, quiet);
+  ASSERT_EQ(from_table.size(), 2u);
+  EXPECT_EQ(from_table[1].test_bpc, resumed[1].test_bpc);
+  EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));  // nothing was retrained
+  // ... unless a config's overrides changed: that config runs again.
+  json changed = smoke_grid(run, "runs");
+  changed["configs"][1]["overrides"]["model"]["context_pool"]["window"] = 2;
+  const auto rerun = models::run_grid(models::Grid::from_json(changed), quiet);
+  ASSERT_EQ(rerun.size(), 2u);
+  EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));
+  EXPECT_TRUE(file_exists(grid.run_dir(1, 5) + "/result.json"));
 }
 
 TEST(Grid, BadGridsAreClearErrors) {
