@@ -1,10 +1,8 @@
-// The CUDA backend's entry points, with the same shape as ops/cpu/kernels.h. In a build without the
-// CUDA toolkit (CTXPOOL_CUDA=OFF or not found) these exist too: device_count() returns 0 and the
-// kernels throw "built without CUDA".
+// The CUDA runtime's entry points (device query, allocator registration). In a build without the
+// CUDA toolkit (CTXPOOL_CUDA=OFF or not found) these exist too (cuda/stub.cpp): device_count()
+// returns 0. Kernels for ops are not here: they fill the CUDA kernel table (ops/kernels.h, ops/cuda/).
 #pragma once
 #include <string>
-
-#include "core/tensor.h"
 
 namespace ctxpool::cuda {
 
@@ -16,8 +14,5 @@ int device_count();
 std::string device_description(int index = 0);
 // Registers the CUDA allocator with core (called once at start-up by ops/).
 void register_backend();
-
-// dst (contiguous, on a CUDA device) = value.
-void fill(const Tensor& dst, double value);
 
 }  // namespace ctxpool::cuda

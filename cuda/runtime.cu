@@ -1,20 +1,16 @@
-// CUDA runtime: device query, the device allocator (registered with core), host<->device copies,
-// and the first kernel (fill). Kernels for the ops follow the layout of ops/cpu/.
+// CUDA runtime: device query, the device allocator (registered with core), host<->device copies.
+// No kernels for ops here: those live in ops/cuda/ and fill the CUDA kernel table (ops/kernels.h).
 #include <cuda_runtime.h>
 
-#include <cstdint>
 #include <sstream>
 
 #include "core/allocator.h"
+#include "cuda/check.h"
 #include "cuda/cuda_api.h"
 
 namespace ctxpool::cuda {
 
 namespace {
-
-void check(cudaError_t err, const char* what) {
-  CTXPOOL_CHECK(err == cudaSuccess, "cuda: ", what, " failed: ", cudaGetErrorString(err));
-}
 
 // Plain cudaMalloc/cudaFree for now; a caching allocator replaces it with the CUDA kernels.
 class CudaAllocator : public Allocator {
@@ -43,13 +39,6 @@ class CudaAllocator : public Allocator {
   }
 };
 
-// out [n] = value
-template <typename T>
-__global__ void fill_kernel(T* out, int64_t n, T value) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = value;
-}
-
 }  // namespace
 
 bool built_with_cuda() { return true; }
@@ -76,20 +65,6 @@ std::string device_description(int index) {
 void register_backend() {
   static CudaAllocator allocator;
   register_allocator(DeviceType::CUDA, &allocator);
-}
-
-void fill(const Tensor& dst, double value) {
-  const int64_t n = dst.numel();
-  if (n == 0) return;
-  check(cudaSetDevice(dst.device().index), "cudaSetDevice");
-  const int threads = 256;
-  const int blocks = static_cast<int>((n + threads - 1) / threads);
-  CTXPOOL_DISPATCH_ALL(dst.dtype(), "fill", [&] {
-    fill_kernel<scalar_t><<<blocks, threads>>>(static_cast<scalar_t*>(dst.raw_data()), n,
-                                               static_cast<scalar_t>(value));
-  });
-  check(cudaGetLastError(), "fill kernel launch");
-  check(cudaDeviceSynchronize(), "fill kernel");
 }
 
 }  // namespace ctxpool::cuda

@@ -1,4 +1,4 @@
-// The CUDA entry points in a build without the toolkit.
+// The CUDA runtime's entry points in a build without the toolkit.
 #include "cuda/cuda_api.h"
 
 namespace ctxpool::cuda {
@@ -7,9 +7,5 @@ bool built_with_cuda() { return false; }
 int device_count() { return 0; }
 std::string device_description(int) { return "no CUDA device (ctxpool was built without CUDA)"; }
 void register_backend() {}
-void fill(const Tensor& dst, double) {
-  detail::fail("fill: tensor of shape ", dst.sizes(), " is on ", dst.device(),
-               " but ctxpool was built without CUDA");
-}
 
 }  // namespace ctxpool::cuda

@@ -6,7 +6,7 @@
 //             dK = scale dS^T Q
 #include <cmath>
 
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -28,7 +28,7 @@ Tensor attention_probs_composite(const Tensor& q, const Tensor& k, bool causal, 
 // (a copy only when neither has one). Views of a fused QKV projection need no copy.
 Tensor gemm_ready(const Tensor& x) {
   const Tensor d = x.detach();
-  return cpu::matmul_operand_ok(d) ? d : d.contiguous();
+  return matmul_operand_ok(d) ? d : d.contiguous();
 }
 
 }  // namespace
@@ -37,7 +37,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   check_floating("scaled_dot_product_attention", q);
   check_same("scaled_dot_product_attention", q, k);
   check_same("scaled_dot_product_attention", q, v);
-  check_cpu("scaled_dot_product_attention", {&q, &k, &v});
+  const auto matmul_kernel = kernel(&Kernels::matmul, "scaled_dot_product_attention", q);
+  const auto attention_softmax_rows = kernel(&Kernels::attention_softmax_rows, "scaled_dot_product_attention", q);
   CTXPOOL_CHECK(q.dim() >= 3 && k.dim() == q.dim() && v.dim() == q.dim(),
                 "scaled_dot_product_attention: expected q, k, v with the same number (>= 3) of dims "
                 "[..., T, D], got ", q.sizes(), ", ", k.sizes(), ", ", v.sizes());
@@ -58,10 +59,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Tensor out = new_empty(out_sizes, q.dtype(), q.device());
   {
     autograd::NoGradGuard no_grad;
-    const Tensor kq = gemm_ready(q), kk = gemm_ready(k), kv = gemm_ready(v);
-    cpu::matmul(kq, kk.transpose(-1, -2), p);
-    cpu::attention_softmax_rows(p, t, scale, causal);
-    cpu::matmul(p, kv, out);
+    const Tensor q_ready = gemm_ready(q), k_ready = gemm_ready(k), v_ready = gemm_ready(v);
+    matmul_kernel(q_ready, k_ready.transpose(-1, -2), p);
+    attention_softmax_rows(p, t, scale, causal);
+    matmul_kernel(p, v_ready, out);
   }
 
   return record("scaled_dot_product_attention", {q, k, v}, out,
@@ -78,23 +79,24 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
                    n.needs_input_grad(1) ? mul(matmul(transpose(ds, -1, -2), q), sc) : Tensor(),
                    n.needs_input_grad(2) ? matmul(transpose(pr, -1, -2), g) : Tensor()};
     }
-    const Tensor kq = gemm_ready(q), kk = gemm_ready(k), kv = gemm_ready(v), kg = gemm_ready(g);
+    const auto matmul_kernel = kernel(&Kernels::matmul, "scaled_dot_product_attention backward", q);
+    const Tensor q_ready = gemm_ready(q), k_ready = gemm_ready(k), v_ready = gemm_ready(v), g_ready = gemm_ready(g);
     Tensor dq, dk, dv;
     if (n.needs_input_grad(2)) {
       dv = new_empty(v.sizes(), v.dtype(), v.device());
-      cpu::matmul(p.transpose(-1, -2), kg, dv);
+      matmul_kernel(p.transpose(-1, -2), g_ready, dv);
     }
     if (n.needs_input_grad(0) || n.needs_input_grad(1)) {
       Tensor ds = new_empty(p.sizes(), q.dtype(), q.device());
-      cpu::matmul(kg, kv.transpose(-1, -2), ds);
-      cpu::softmax_backward_rows(p, ds, scale);
+      matmul_kernel(g_ready, v_ready.transpose(-1, -2), ds);
+      kernel(&Kernels::softmax_backward_rows, "scaled_dot_product_attention backward", q)(p, ds, scale);
       if (n.needs_input_grad(0)) {
         dq = new_empty(q.sizes(), q.dtype(), q.device());
-        cpu::matmul(ds, kk, dq);
+        matmul_kernel(ds, k_ready, dq);
       }
       if (n.needs_input_grad(1)) {
         dk = new_empty(k.sizes(), k.dtype(), k.device());
-        cpu::matmul(ds.transpose(-1, -2), kq, dk);
+        matmul_kernel(ds.transpose(-1, -2), q_ready, dk);
       }
     }
     return Grads{dq, dk, dv};

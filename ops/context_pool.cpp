@@ -3,7 +3,7 @@
 // explains it as implemented, with the backward's derivation.
 #include <cmath>
 
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -65,14 +65,13 @@ Tensor context_pool1d_support(const Tensor& b, const ContextPool1dOptions& optio
 Tensor context_pool1d(const Tensor& x, const Tensor& a, const Tensor& b, const ContextPool1dOptions& options) {
   const ContextPool1dOptions o = options.resolved();
   check_inputs("context_pool1d", x, a, b);
-  check_cpu("context_pool1d", {&x, &a, &b});
+  const auto forward = kernel(&Kernels::context_pool1d_forward, "context_pool1d", x);
   const int64_t batch = x.sizes()[0], n = x.sizes()[1];
   Tensor y = new_empty(x.sizes(), x.dtype(), x.device());
-  Tensor coef = new_empty({batch, n, cpu::context_pool1d_slots(n, o)}, x.dtype(), x.device());
+  Tensor coef = new_empty({batch, n, context_pool1d_slots(n, o)}, x.dtype(), x.device());
   {
     autograd::NoGradGuard no_grad;
-    cpu::context_pool1d_forward(x.detach().contiguous(), a.detach().contiguous(), b.detach().contiguous(), o, y,
-                                coef);
+    forward(x.detach().contiguous(), a.detach().contiguous(), b.detach().contiguous(), o, y, coef);
   }
   return record("context_pool1d", {x, a, b}, y,
                 [sx = SavedTensor(x), sa = SavedTensor(a), sb = SavedTensor(b), coef, o](
@@ -84,8 +83,8 @@ Tensor context_pool1d(const Tensor& x, const Tensor& a, const Tensor& b, const C
     const Tensor gx = node.needs_input_grad(0) ? new_empty(x.sizes(), x.dtype(), x.device()) : Tensor();
     const Tensor ga = node.needs_input_grad(1) ? new_empty(a.sizes(), a.dtype(), a.device()) : Tensor();
     const Tensor gb = node.needs_input_grad(2) ? new_empty(b.sizes(), b.dtype(), b.device()) : Tensor();
-    cpu::context_pool1d_backward(x.contiguous(), a.contiguous(), b.contiguous(), o, coef, g.contiguous(), gx, ga,
-                                 gb);
+    kernel(&Kernels::context_pool1d_backward, "context_pool1d backward", x)(
+        x.contiguous(), a.contiguous(), b.contiguous(), o, coef, g.contiguous(), gx, ga, gb);
     return Grads{gx, ga, gb};
   });
 }

@@ -2,31 +2,28 @@
 // to each input's shape (sum_to_size).
 #include <cmath>
 
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
-
-using cpu::BinaryOp;
-using cpu::UnaryOp;
 
 namespace {
 
 Tensor binary_forward(const char* name, BinaryOp op, const Tensor& a, const Tensor& b,
                       bool bool_out = false) {
   check_same(name, a, b);
-  check_cpu(name, {&a, &b});
+  const auto binary = kernel(&Kernels::binary, name, a);
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   Tensor out = new_empty(shape, bool_out ? kBool : a.dtype(), a.device());
-  cpu::binary(op, a, b, out);
+  binary(op, a, b, out);
   return out;
 }
 
 Tensor unary_forward(const char* name, UnaryOp op, const Tensor& x) {
   check_floating(name, x);
-  check_cpu(name, {&x});
+  const auto unary = kernel(&Kernels::unary, name, x);
   Tensor out = new_empty(x.sizes(), x.dtype(), x.device());
-  cpu::unary(op, x, out);
+  unary(op, x, out);
   return out;
 }
 
@@ -119,12 +116,11 @@ Tensor minimum(const Tensor& a, const Tensor& b) {
 
 Tensor neg(const Tensor& x) {
   check_defined("neg", x);
-  check_cpu("neg", {&x});
   Tensor out = new_empty(x.sizes(), x.dtype(), x.device());
   if (is_floating(x.dtype())) {
-    cpu::unary(UnaryOp::Neg, x, out);
+    kernel(&Kernels::unary, "neg", x)(UnaryOp::Neg, x, out);
   } else {
-    cpu::binary(BinaryOp::Sub, scalar_like(0.0, x), x, out);
+    kernel(&Kernels::binary, "neg", x)(BinaryOp::Sub, scalar_like(0.0, x), x, out);
   }
   return record("neg", {x}, out, [](const Tensor& g, const LambdaNode&) { return Grads{neg(g)}; });
 }
@@ -214,10 +210,10 @@ Tensor gelu(const Tensor& x, const std::string& approximate) {
 
 Tensor clamp(const Tensor& x, double min, double max) {
   check_floating("clamp", x);
-  check_cpu("clamp", {&x});
+  const auto clamp_kernel = kernel(&Kernels::clamp, "clamp", x);
   CTXPOOL_CHECK(!(min > max), "clamp: min (", min, ") is greater than max (", max, ")");
   Tensor out = new_empty(x.sizes(), x.dtype(), x.device());
-  cpu::clamp(x, min, max, out);
+  clamp_kernel(x, min, max, out);
   return record("clamp", {x}, out, [sx = SavedTensor(x), min, max](const Tensor& g, const LambdaNode&) {
     const Tensor in = sx.unpack("clamp");
     const Tensor inside = logical_and(ge(in, scalar_like(min, in)), le(in, scalar_like(max, in)));
@@ -240,24 +236,24 @@ Tensor logical_and(const Tensor& a, const Tensor& b) {
 
 Tensor logical_not(const Tensor& a) {
   check_defined("logical_not", a);
-  check_cpu("logical_not", {&a});
+  const auto unary = kernel(&Kernels::unary, "logical_not", a);
   CTXPOOL_CHECK(a.dtype() == kBool, "logical_not: expected a bool tensor, got ", a.dtype());
   Tensor out = new_empty(a.sizes(), kBool, a.device());
-  cpu::unary(UnaryOp::LogicalNot, a, out);
+  unary(UnaryOp::LogicalNot, a, out);
   return out;
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   check_defined("where", cond, "condition");
   check_same("where", a, b);
-  check_cpu("where", {&cond, &a, &b});
+  const auto where_kernel = kernel(&Kernels::where, "where", a);
   CTXPOOL_CHECK(cond.dtype() == kBool, "where: the condition must be a bool tensor, got ",
                 cond.dtype(), " with shape ", cond.sizes());
   CTXPOOL_CHECK(cond.device() == a.device(), "where: condition on ", cond.device(),
                 " but values on ", a.device());
   const Shape shape = broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(), "where");
   Tensor out = new_empty(shape, a.dtype(), a.device());
-  cpu::where(cond, a, b, out);
+  where_kernel(cond, a, b, out);
   return record("where", {a, b}, out,
                 [sc = SavedTensor(cond), sa = a.sizes(), sb = b.sizes()](const Tensor& g, const LambdaNode& n) {
     const Tensor c = sc.unpack("where");

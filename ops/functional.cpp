@@ -2,7 +2,7 @@
 // Forward passes are fused row kernels; backward formulas are written with ops, so they work on any
 // device and can themselves be differentiated (create_graph).
 #include "core/random.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -10,22 +10,22 @@ namespace ctxpool::ops {
 namespace {
 
 // Runs a row kernel over `dim` of x: dim moved last, made contiguous, result moved back.
-template <typename Kernel>
-Tensor along_dim(const Tensor& x, int64_t dim, const Kernel& kernel) {
+template <typename RowKernel>
+Tensor along_dim(const Tensor& x, int64_t dim, const RowKernel& row_kernel) {
   autograd::NoGradGuard no_grad;
   const int64_t last = x.dim() ? x.dim() - 1 : 0;
   const Tensor moved = x.detach().transpose(dim, last).contiguous();
   Tensor out = new_empty(moved.sizes(), x.dtype(), x.device());
-  kernel(moved, out);
+  row_kernel(moved, out);
   return out.transpose(dim, last);
 }
 
 Tensor softmax_impl(const Tensor& x, int64_t dim_in, bool log) {
   const char* name = log ? "log_softmax" : "softmax";
   check_floating(name, x);
-  check_cpu(name, {&x});
+  const auto softmax_rows = kernel(&Kernels::softmax_rows, name, x);
   const int64_t dim = wrap_dim(dim_in, x.dim(), name);
-  Tensor out = along_dim(x, dim, [&](const Tensor& in, const Tensor& o) { cpu::softmax_rows(in, o, log); });
+  Tensor out = along_dim(x, dim, [&](const Tensor& in, const Tensor& o) { softmax_rows(in, o, log); });
   if (log) {
     // d log_softmax: g - softmax * sum(g)
     return record(name, {x}, out, [dim](const Tensor& g, const LambdaNode& n) {
@@ -48,7 +48,7 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return softmax_impl(x, dim, t
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
                   const Tensor& bias, double eps) {
   check_floating("layer_norm", x);
-  check_cpu("layer_norm", {&x, &weight, &bias});
+  const auto layer_norm_rows = kernel(&Kernels::layer_norm_rows, "layer_norm", x);
   const int64_t k = static_cast<int64_t>(normalized_shape.size());
   CTXPOOL_CHECK(k >= 1 && x.dim() >= k &&
                     Shape(x.sizes().end() - k, x.sizes().end()) == normalized_shape,
@@ -68,9 +68,8 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   Tensor rstd_t = new_empty({rows}, x.dtype(), x.device());
   {
     autograd::NoGradGuard no_grad;
-    cpu::layer_norm_rows(x.detach().contiguous(), weight.defined() ? weight.detach().contiguous() : Tensor(),
-                         bias.defined() ? bias.detach().contiguous() : Tensor(), eps, y,
-                         mean_t, rstd_t);
+    layer_norm_rows(x.detach().contiguous(), weight.defined() ? weight.detach().contiguous() : Tensor(),
+                    bias.defined() ? bias.detach().contiguous() : Tensor(), eps, y, mean_t, rstd_t);
   }
   std::vector<int64_t> norm_dims, batch_dims;
   for (int64_t d = 0; d < x.dim(); ++d) (d < x.dim() - k ? batch_dims : norm_dims).push_back(d);
@@ -80,12 +79,13 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                  batch_dims, eps](const Tensor& g, const LambdaNode& n) {
     const Tensor in = sx.unpack("layer_norm"), w = sw.unpack("layer_norm");
     if (!autograd::GradMode::is_enabled()) {
-      // The usual case: one fused pass (ops/cpu/nn_kernels.cpp).
+      // The usual case: one fused pass.
       const Tensor gc = g.contiguous();
       Tensor gx = n.needs_input_grad(0) ? new_empty(in.sizes(), in.dtype(), in.device()) : Tensor();
       Tensor gw = n.needs_input_grad(1) ? new_empty(normalized_shape, in.dtype(), in.device()) : Tensor();
       Tensor gb = n.needs_input_grad(2) ? new_empty(normalized_shape, in.dtype(), in.device()) : Tensor();
-      cpu::layer_norm_backward_rows(in.contiguous(), w.defined() ? w.contiguous() : Tensor(), mean_t, rstd_t, gc, gx, gw, gb);
+      kernel(&Kernels::layer_norm_backward_rows, "layer_norm backward", in)(
+          in.contiguous(), w.defined() ? w.contiguous() : Tensor(), mean_t, rstd_t, gc, gx, gw, gb);
       return Grads{gx, gw, gb};
     }
     // create_graph: the same formula with ops, the statistics recomputed from x so that they carry
@@ -121,7 +121,8 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, Reduction reduction) {
   check_floating("cross_entropy", logits);
   check_defined("cross_entropy", target, "target");
-  check_cpu("cross_entropy", {&logits, &target});
+  check_cpu("cross_entropy", {&logits, &target});  // the targets are read on the host below
+  const auto cross_entropy_rows = kernel(&Kernels::cross_entropy_rows, "cross_entropy", logits);
   CTXPOOL_CHECK(logits.dim() == 2, "cross_entropy: logits must be 2-D [N, C], got ", logits.sizes(),
                 " (reshape to [-1, C] first)");
   CTXPOOL_CHECK(target.dtype() == kInt64, "cross_entropy: target must be int64 class indices, got ",
@@ -144,7 +145,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     ++count;
   }
   Tensor losses = new_empty({n}, logits.dtype(), logits.device());
-  cpu::cross_entropy_rows(logits.detach().contiguous(), tgt, ignore_index, losses);
+  cross_entropy_rows(logits.detach().contiguous(), tgt, ignore_index, losses);
 
   Tensor out;
   double scale = 1.0;
@@ -170,7 +171,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     w = reduction == Reduction::None ? mul(w, g) : mul(w, g.reshape({1}));
     if (!autograd::GradMode::is_enabled()) {
       Tensor dx = new_empty(x.sizes(), x.dtype(), x.device());
-      cpu::cross_entropy_backward_rows(x.contiguous(), targets, w.contiguous(), dx);
+      kernel(&Kernels::cross_entropy_backward_rows, "cross_entropy backward", x)(x.contiguous(), targets,
+                                                                                 w.contiguous(), dx);
       return Grads{dx};
     }
     const Tensor diff = sub(softmax(x, 1), one_hot(targets, x.sizes()[1], x.dtype()));

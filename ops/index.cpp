@@ -1,5 +1,5 @@
 // Index ops: embedding (row lookup, scatter-add backward), gather / scatter_add, one_hot.
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -19,7 +19,8 @@ void check_indices_in_range(const char* op, const Tensor& index, int64_t limit, 
 Tensor embedding_backward(const Tensor& g, const Tensor& indices, int64_t num_rows) {
   const int64_t d = g.sizes().back();
   Tensor out = new_empty({num_rows, d}, g.dtype(), g.device());
-  cpu::embedding_backward(g.detach().reshape({-1, d}).contiguous(), indices.reshape({-1}).contiguous(), out);
+  kernel(&Kernels::embedding_backward, "embedding backward", g)(g.detach().reshape({-1, d}).contiguous(),
+                                                                 indices.reshape({-1}).contiguous(), out);
   return record("embedding_backward", {g}, out, [indices, gs = g.sizes()](const Tensor& gg, const LambdaNode&) {
     return Grads{embedding(gg, indices).reshape(gs)};
   });
@@ -31,6 +32,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   check_floating("embedding", weight);
   check_defined("embedding", indices, "indices");
   check_cpu("embedding", {&weight, &indices});  // before reading the indices on the host
+  const auto embedding_kernel = kernel(&Kernels::embedding, "embedding", weight);
   CTXPOOL_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ", weight.sizes());
   CTXPOOL_CHECK(indices.dtype() == kInt64, "embedding: indices must be int64, got ", indices.dtype(),
                 " with shape ", indices.sizes());
@@ -39,7 +41,7 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   out_sizes.push_back(weight.sizes()[1]);
   Tensor out = new_empty(out_sizes, weight.dtype(), weight.device());
   const Tensor flat = indices.reshape({-1}).contiguous();
-  cpu::embedding(weight.contiguous().detach(), flat, out);
+  embedding_kernel(weight.contiguous().detach(), flat, out);
   // Saved with a version check: indices changed in place before backward would scatter out of bounds.
   return record("embedding", {weight}, out, [sf = SavedTensor(flat), v = weight.sizes()[0]](const Tensor& g, const LambdaNode&) {
     return Grads{embedding_backward(g, sf.unpack("embedding"), v)};
@@ -64,11 +66,12 @@ void check_gather_args(const char* op, const Tensor& x, int64_t dim, const Tenso
 
 Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   check_defined("gather", x);
-  check_cpu("gather", {&x, &index});
+  check_cpu("gather", {&x, &index});  // the indices are checked on the host
+  const auto gather_kernel = kernel(&Kernels::gather, "gather", x);
   const int64_t dim = wrap_dim(dim_in, x.dim(), "gather");
   check_gather_args("gather", x, dim, index);
   Tensor out = new_empty(index.sizes(), x.dtype(), x.device());
-  cpu::gather(x, dim, index, out);
+  gather_kernel(x, dim, index, out);
   return record("gather", {x}, out, [in = x.sizes(), dim, si = SavedTensor(index)](const Tensor& g, const LambdaNode&) {
     return Grads{scatter_add(zeros(in, TensorOptions(g.dtype()).device(g.device())), dim, si.unpack("gather"), g)};
   });
@@ -76,7 +79,8 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
 
 Tensor scatter_add(const Tensor& x, int64_t dim_in, const Tensor& index, const Tensor& src) {
   check_same("scatter_add", x, src);
-  check_cpu("scatter_add", {&x, &index, &src});
+  check_cpu("scatter_add", {&x, &index, &src});  // the indices are checked on the host
+  const auto scatter_add_kernel = kernel(&Kernels::scatter_add_, "scatter_add", x);
   const int64_t dim = wrap_dim(dim_in, x.dim(), "scatter_add");
   check_gather_args("scatter_add", x, dim, index);
   CTXPOOL_CHECK(src.dim() == index.dim(), "scatter_add: src ", src.sizes(), " must have as many dims as index ",
@@ -86,7 +90,7 @@ Tensor scatter_add(const Tensor& x, int64_t dim_in, const Tensor& index, const T
                   " is larger than src ", src.sizes(), " in dim ", d);
   }
   Tensor out = clone(x.detach());
-  cpu::scatter_add_(out, dim, index, src);
+  scatter_add_kernel(out, dim, index, src);
   return record("scatter_add", {x, src}, out, [dim, si = SavedTensor(index)](const Tensor& g, const LambdaNode& n) {
     return Grads{n.needs_input_grad(0) ? g : Tensor(), n.needs_input_grad(1) ? gather(g, dim, si.unpack("scatter_add")) : Tensor()};
   });

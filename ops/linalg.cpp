@@ -1,5 +1,5 @@
 // matmul for 1-D..N-D inputs with broadcast batch dims (torch.matmul semantics).
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -15,9 +15,9 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
   Tensor out = new_empty(out_sizes, a.dtype(), a.device());
   {
     autograd::NoGradGuard no_grad;
-    const Tensor ka = cpu::matmul_operand_ok(a) ? a.detach() : a.detach().contiguous();
-    const Tensor kb = cpu::matmul_operand_ok(b) ? b.detach() : b.detach().contiguous();
-    cpu::matmul(ka, kb, out);
+    const Tensor a_ready = matmul_operand_ok(a) ? a.detach() : a.detach().contiguous();
+    const Tensor b_ready = matmul_operand_ok(b) ? b.detach() : b.detach().contiguous();
+    kernel(&Kernels::matmul, "matmul", a)(a_ready, b_ready, out);
   }
   return record("matmul", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensor& g, const LambdaNode& n) {
     const Tensor x = sa.unpack("matmul"), y = sb.unpack("matmul");
@@ -31,7 +31,6 @@ Tensor batched_matmul(const Tensor& a, const Tensor& b) {
 Tensor matmul(const Tensor& a, const Tensor& b) {
   check_same("matmul", a, b);
   check_floating("matmul", a);
-  check_cpu("matmul", {&a, &b});
   CTXPOOL_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dim, got ",
                 a.sizes(), " and ", b.sizes());
   const int64_t ka = a.sizes().back();

@@ -1,6 +1,6 @@
 // Local (sliding-window) causal attention as one op: query i attends to the W keys
 // i - W < j <= i. The kernels keep scores and probabilities as [BH, T, W], so time is O(T W D) and
-// memory O(T W); the probabilities are saved for the backward (ops/cpu/local_attention.cpp).
+// memory O(T W); the probabilities are saved for the backward (the kernels: Kernels::local_attention_*).
 //
 //   forward:  S[i,c] = scale * q_i . k_j (j = i - W + 1 + c), P = softmax over the valid c, O = P V
 //   backward: dS = P * (dP - rowsum(dP * P)) with dP = dO V^T on the band; dQ = scale dS K,
@@ -8,7 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -39,7 +39,7 @@ Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   check_floating("local_attention", q);
   check_same("local_attention", q, k);
   check_same("local_attention", q, v);
-  check_cpu("local_attention", {&q, &k, &v});
+  const auto forward = kernel(&Kernels::local_attention_forward, "local_attention", q);
   CTXPOOL_CHECK(q.dim() >= 3 && k.dim() == q.dim() && v.dim() == q.dim(),
                 "local_attention: expected q, k, v with the same number (>= 3) of dims [..., T, D], got ",
                 q.sizes(), ", ", k.sizes(), ", ", v.sizes());
@@ -64,8 +64,8 @@ Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
   Tensor out = new_empty(out_sizes, q.dtype(), q.device());
   {
     autograd::NoGradGuard no_grad;
-    cpu::local_attention_forward(rows_ready(q, bh), rows_ready(k, bh), rows_ready(v, bh), w, scale, p,
-                                 out.reshape({bh, t, dv}));  // a view: out is contiguous
+    forward(rows_ready(q, bh), rows_ready(k, bh), rows_ready(v, bh), w, scale, p,
+            out.reshape({bh, t, dv}));  // a view: out is contiguous
   }
 
   return record("local_attention", {q, k, v}, out,
@@ -83,12 +83,13 @@ Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
                    n.needs_input_grad(1) ? mul(matmul(transpose(ds, -1, -2), q), sc) : Tensor(),
                    n.needs_input_grad(2) ? matmul(transpose(pr, -1, -2), g) : Tensor()};
     }
-    const Tensor kq = rows_ready(q, bh), kk = rows_ready(k, bh), kv = rows_ready(v, bh);
+    const Tensor q_rows = rows_ready(q, bh), k_rows = rows_ready(k, bh), v_rows = rows_ready(v, bh);
     Tensor dq, dk, dv;
-    if (n.needs_input_grad(0)) dq = new_empty(kq.sizes(), q.dtype(), q.device());
-    if (n.needs_input_grad(1)) dk = new_empty(kk.sizes(), k.dtype(), k.device());
-    if (n.needs_input_grad(2)) dv = new_empty(kv.sizes(), v.dtype(), v.device());
-    cpu::local_attention_backward(kq, kk, kv, p, rows_ready(g, bh), w, scale, dq, dk, dv);
+    if (n.needs_input_grad(0)) dq = new_empty(q_rows.sizes(), q.dtype(), q.device());
+    if (n.needs_input_grad(1)) dk = new_empty(k_rows.sizes(), k.dtype(), k.device());
+    if (n.needs_input_grad(2)) dv = new_empty(v_rows.sizes(), v.dtype(), v.device());
+    kernel(&Kernels::local_attention_backward, "local_attention backward", q)(
+        q_rows, k_rows, v_rows, p, rows_ready(g, bh), w, scale, dq, dk, dv);
     return Grads{dq.defined() ? dq.reshape(q.sizes()) : Tensor(), dk.defined() ? dk.reshape(k.sizes()) : Tensor(),
                  dv.defined() ? dv.reshape(v.sizes()) : Tensor()};
   });

@@ -37,7 +37,9 @@ inline void check_same(const char* op, const Tensor& a, const Tensor& b) {
                 " vs ", b.sizes(), " on ", b.device(), " (move one with .to(device))");
 }
 
-// The CUDA kernels of this op are not written yet: say so instead of crashing.
+// For the few ops that read a tensor's data on the host (index range checks, cross_entropy's
+// targets): refuse other devices with the same message as a missing kernel, instead of crashing.
+// Everything else gets that error from kernel() in ops/kernels.h.
 inline void check_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
   for (const Tensor* t : tensors) {
     if (t->defined() && !t->device().is_cpu())

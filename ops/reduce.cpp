@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -65,7 +65,7 @@ Tensor expand_grad(const Tensor& g, const Shape& keepdim_shape, const Shape& in_
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
   check_defined("sum", x);
-  check_cpu("sum", {&x});
+  const auto sum_rows = kernel(&Kernels::sum_rows, "sum", x);
   if (x.dtype() == kBool) return sum(x.to(kInt64), dims_in, keepdim);  // count, as torch does
   const std::vector<int64_t> dims = normalize_dims(dims_in, x.dim(), "sum");
   const ReducedShapes shapes = reduced_shapes(x, dims);
@@ -77,12 +77,12 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
     for (int64_t d = 0; d < x.dim(); ++d) (d < dims.front() ? outer : d > dims.back() ? inner : reduce) *= x.sizes()[d];
     const Tensor flat = x.detach();
     if (inner == 1) {
-      cpu::sum_rows(make_view(flat, {outer, reduce}, {reduce, 1}, flat.storage_offset()), out);
+      sum_rows(make_view(flat, {outer, reduce}, {reduce, 1}, flat.storage_offset()), out);
     } else {
-      cpu::sum_middle(flat, outer, reduce, inner, out);
+      kernel(&Kernels::sum_middle, "sum", x)(flat, outer, reduce, inner, out);
     }
   } else {
-    cpu::sum_rows(as_rows(x, dims, shapes), out);
+    sum_rows(as_rows(x, dims, shapes), out);
   }
   if (keepdim) out = out.detach().reshape(shapes.keepdim);
   return record("sum", {x}, out, [ks = shapes.keepdim, in = x.sizes()](const Tensor& g, const LambdaNode&) {
@@ -116,7 +116,7 @@ namespace {
 std::pair<Tensor, Tensor> max_min(const Tensor& x, int64_t dim_in, bool keepdim, bool find_max) {
   const char* name = find_max ? "max" : "min";
   check_defined(name, x);
-  check_cpu(name, {&x});
+  const auto max_or_min_rows = kernel(&Kernels::max_or_min_rows, name, x);
   const int64_t dim = wrap_dim(dim_in, x.dim(), name);
   CTXPOOL_CHECK(x.dim() == 0 || x.sizes()[dim] > 0, name, ": cannot reduce over dim ", dim,
                 " of size 0 (shape ", x.sizes(), ")");
@@ -124,7 +124,7 @@ std::pair<Tensor, Tensor> max_min(const Tensor& x, int64_t dim_in, bool keepdim,
   const ReducedShapes shapes = reduced_shapes(x, dims);
   Tensor values = new_empty(shapes.kept, x.dtype(), x.device());
   Tensor indices = new_empty(shapes.kept, kInt64, x.device());
-  cpu::max_rows(as_rows(x, dims, shapes), values, indices, find_max);
+  max_or_min_rows(as_rows(x, dims, shapes), values, indices, find_max);
   if (keepdim) {
     values = values.detach().reshape(shapes.keepdim);
     indices = indices.reshape(shapes.keepdim);

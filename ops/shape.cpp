@@ -4,7 +4,7 @@
 #include <optional>
 
 #include "core/allocator.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool::ops {
@@ -124,11 +124,11 @@ namespace {
 // own so that it is differentiable (its backward slices again).
 Tensor slice_backward(const Tensor& g, const Shape& in_sizes, int64_t dim, int64_t start, int64_t end,
                       int64_t step) {
-  check_cpu("slice backward", {&g});
+  const auto copy = kernel(&Kernels::copy, "slice backward", g);
   Tensor out = zeros(in_sizes, TensorOptions(g.dtype()).device(g.device()));
   {
     autograd::NoGradGuard no_grad;
-    cpu::copy(g, slice(out, dim, start, end, step));
+    copy(g, slice(out, dim, start, end, step));
   }
   return record("slice_backward", {g}, out, [dim, start, end, step](const Tensor& gg, const LambdaNode&) {
     return Grads{slice(gg, dim, start, end, step)};
@@ -250,14 +250,9 @@ Tensor flatten(const Tensor& x, int64_t start_dim, int64_t end_dim) {
 
 Tensor clone(const Tensor& x) {
   check_defined("clone", x);
+  const auto copy = kernel(&Kernels::copy, "clone", x);
   Tensor out = new_empty(x.sizes(), x.dtype(), x.device());
-  if (x.device().is_cpu()) {
-    cpu::copy(x, out);
-  } else {
-    CTXPOOL_CHECK(x.is_contiguous(), "clone: non-contiguous tensors on ", x.device(), " are not supported yet");
-    Tensor host = x.cpu();
-    allocator_for(x.device().type)->copy_from_host(out.raw_data(), host.raw_data(), host.nbytes(), x.device().index);
-  }
+  copy(x, out);
   return record("clone", {x}, out, [](const Tensor& g, const LambdaNode&) { return Grads{g}; });
 }
 
@@ -278,7 +273,6 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
   for (size_t i = 0; i < tensors.size(); ++i) {
     const Tensor& t = tensors[i];
     check_same("cat", first, t);
-    check_cpu("cat", {&t});
     bool ok = t.dim() == first.dim();
     for (int64_t d = 0; ok && d < t.dim(); ++d) ok = d == dim || t.sizes()[d] == first.sizes()[d];
     CTXPOOL_CHECK(ok, "cat: tensor ", i, " has shape ", t.sizes(), " but tensor 0 has shape ",
@@ -286,12 +280,13 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim_in) {
     lengths.push_back(t.sizes()[dim]);
     sizes[dim] += t.sizes()[dim];
   }
+  const auto copy = kernel(&Kernels::copy, "cat", first);
   Tensor out = new_empty(sizes, first.dtype(), first.device());
   {
     autograd::NoGradGuard no_grad;
     int64_t at = 0;
     for (const Tensor& t : tensors) {
-      cpu::copy(t, narrow(out, dim, at, t.sizes()[dim]));
+      copy(t, narrow(out, dim, at, t.sizes()[dim]));
       at += t.sizes()[dim];
     }
   }
@@ -363,9 +358,9 @@ std::vector<Tensor> chunk(const Tensor& x, int64_t chunks, int64_t dim_in) {
 Tensor to_dtype(const Tensor& x, DType dtype) {
   check_defined("to", x);
   if (x.dtype() == dtype) return x;
-  check_cpu("to(dtype)", {&x});
+  const auto copy = kernel(&Kernels::copy, "to(dtype)", x);
   Tensor out = new_empty(x.sizes(), dtype, x.device());
-  cpu::copy(x, out);
+  copy(x, out);
   if (!is_floating(dtype) || !is_floating(x.dtype())) return out;  // no gradient through ints/bools
   return record("to_dtype", {x}, out, [from = x.dtype()](const Tensor& g, const LambdaNode&) {
     return Grads{g.to(from)};

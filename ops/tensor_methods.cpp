@@ -1,7 +1,7 @@
 // Tensor's methods and operators (declared in core/tensor.h), defined here on top of the ops, as
 // PyTorch defines its Tensor methods in its op library. Also the in-place ops.
 #include "cuda/cuda_api.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 #include "ops/op_utils.h"
 
 namespace ctxpool {
@@ -99,21 +99,21 @@ Tensor& Tensor::copy_(const Tensor& src) {
 Tensor& Tensor::add_(const Tensor& o, double alpha) {
   ops::check_inplace("add_", *this);
   ops::check_same("add_", *this, o);
-  ops::check_cpu("add_", {this, &o});
+  const auto binary = kernel(&Kernels::binary, "add_", *this);
   const Shape shape = broadcast_shapes(sizes(), o.sizes(), "add_");
   CTXPOOL_CHECK(shape == sizes(), "add_: cannot add ", o.sizes(), " in place into ", sizes());
   check_no_internal_overlap("add_", *this);
   autograd::NoGradGuard no_grad;
   const Tensor src = alpha == 1.0 ? unaliased(o, *this) : ops::mul(o, ops::scalar_like(alpha, o));
-  cpu::binary(cpu::BinaryOp::Add, *this, src, *this);
+  binary(BinaryOp::Add, *this, src, *this);
   bump_version();
   return *this;
 }
 Tensor& Tensor::mul_(double factor) {
   ops::check_inplace("mul_", *this);
-  ops::check_cpu("mul_", {this});
+  const auto binary = kernel(&Kernels::binary, "mul_", *this);
   check_no_internal_overlap("mul_", *this);
-  cpu::binary(cpu::BinaryOp::Mul, *this, ops::scalar_like(factor, *this), *this);
+  binary(BinaryOp::Mul, *this, ops::scalar_like(factor, *this), *this);
   bump_version();
   return *this;
 }
@@ -122,12 +122,7 @@ namespace ops {
 
 void fill_(const Tensor& x, double value) {
   check_inplace("fill_", x);
-  if (x.device().is_cpu()) {
-    cpu::fill(x, value);
-  } else {
-    CTXPOOL_CHECK(x.is_contiguous(), "fill_: non-contiguous tensors on ", x.device(), " are not supported yet");
-    cuda::fill(x, value);
-  }
+  kernel(&Kernels::fill, "fill_", x)(x, value);
   x.bump_version();
 }
 
@@ -140,8 +135,7 @@ void copy_(const Tensor& dst, const Tensor& src) {
   check_no_internal_overlap("copy_", dst);
   autograd::NoGradGuard no_grad;
   Tensor s = src.device() == dst.device() ? unaliased(src, dst) : src.contiguous().to(dst.device());
-  check_cpu("copy_", {&dst, &s});
-  cpu::copy(s, dst);
+  kernel(&Kernels::copy, "copy_", dst)(s, dst);
   dst.bump_version();
 }
 

@@ -19,10 +19,11 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 
 namespace ctxpool::cpu {
 
+// Reached through the kernel table only (add_context_pool_kernels at the end).
 namespace {
 
 using ops::ContextPoolMode;
@@ -70,8 +71,6 @@ T dot(const T* p, const T* q, int64_t n) {
 }
 
 int64_t row_grain(int64_t work_per_row) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(work_per_row, 1)); }
-
-}  // namespace
 
 // x [B, N, d], a, b [B, N] -> y [B, N, d], coef [B, N, S]
 void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
@@ -187,6 +186,13 @@ void context_pool1d_backward(const Tensor& x, const Tensor& a, const Tensor& b, 
       }
     });
   });
+}
+
+}  // namespace
+
+void add_context_pool_kernels(Kernels& k) {
+  k.context_pool1d_forward = context_pool1d_forward;
+  k.context_pool1d_backward = context_pool1d_backward;
 }
 
 }  // namespace ctxpool::cpu

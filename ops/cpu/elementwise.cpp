@@ -2,11 +2,12 @@
 #include <cmath>
 
 #include "ops/cpu/fast_math.h"
-#include "ops/cpu/kernels.h"
 #include "ops/cpu/loops.h"
+#include "ops/kernels.h"
 
 namespace ctxpool::cpu {
 
+// Reached through the kernel table only (add_elementwise_kernels at the end).
 namespace {
 
 template <typename T>
@@ -87,9 +88,6 @@ void run_binary(const Tensor& a, const Tensor& b, const Tensor& out, const F& f)
                   });
 }
 
-}  // namespace
-
-namespace {
 // One lambda per op, so the compiler sees a constant op and can vectorise each loop.
 template <typename T>
 void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out) {
@@ -106,7 +104,6 @@ void unary_typed(UnaryOp op, const Tensor& x, const Tensor& out) {
   }
 #undef CTXPOOL_UNARY_CASE
 }
-}  // namespace
 
 void unary(UnaryOp op, const Tensor& x, const Tensor& out) {
   if (op == UnaryOp::LogicalNot) {
@@ -207,6 +204,17 @@ void fill(const Tensor& dst, double value) {
                       for (int64_t r = 0; r < run; ++r) dp[off[0] + r * st[0]] = v;
                     });
   });
+}
+
+}  // namespace
+
+void add_elementwise_kernels(Kernels& k) {
+  k.unary = unary;
+  k.binary = binary;
+  k.where = where;
+  k.clamp = clamp;
+  k.copy = copy;
+  k.fill = fill;
 }
 
 }  // namespace ctxpool::cpu

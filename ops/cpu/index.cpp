@@ -2,9 +2,12 @@
 #include <cstring>
 
 #include "core/parallel.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 
 namespace ctxpool::cpu {
+
+// Reached through the kernel table only (add_index_kernels at the end).
+namespace {
 
 // weight [V, D], indices [N] -> out [N, D]
 void embedding(const Tensor& weight, const Tensor& indices, const Tensor& out) {
@@ -26,7 +29,7 @@ void embedding_backward(const Tensor& grad, const Tensor& indices, const Tensor&
   const int64_t n = indices.numel();
   const int64_t d = out.sizes()[1];
   const int64_t* ip = indices.data_ptr<int64_t>();
-  fill(out, 0.0);
+  kernels(kCPU).fill(out, 0.0);
   CTXPOOL_DISPATCH_FLOAT(out.dtype(), "embedding_backward", [&] {
     using T = scalar_t;
     const T* gp = grad.data_ptr<T>();
@@ -41,7 +44,6 @@ void embedding_backward(const Tensor& grad, const Tensor& indices, const Tensor&
   });
 }
 
-namespace {
 // Visits every element of `index` (any strides) with its multi-index.
 template <typename F>
 void for_each_index(const Tensor& index, const F& f) {
@@ -63,7 +65,6 @@ int64_t offset_of(const std::vector<int64_t>& idx, const Shape& strides) {
   for (size_t d = 0; d < idx.size(); ++d) off += idx[d] * strides[d];
   return off;
 }
-}  // namespace
 
 void gather(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) {
   const int64_t* ip = index.data_ptr<int64_t>();
@@ -97,6 +98,15 @@ void scatter_add_(const Tensor& out, int64_t dim, const Tensor& index, const Ten
       idx[dim] = keep;
     });
   });
+}
+
+}  // namespace
+
+void add_index_kernels(Kernels& k) {
+  k.embedding = embedding;
+  k.embedding_backward = embedding_backward;
+  k.gather = gather;
+  k.scatter_add_ = scatter_add_;
 }
 
 }  // namespace ctxpool::cpu

@@ -11,10 +11,11 @@
 
 #include "core/parallel.h"
 #include "ops/cpu/fast_math.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 
 namespace ctxpool::cpu {
 
+// Reached through the kernel table only (add_local_attention_kernels at the end).
 namespace {
 
 template <typename T>
@@ -32,8 +33,6 @@ void axpy(T alpha, const T* x, T* out, int64_t n) {
 
 // Rows per task: about 16K multiply-adds each, so small problems run inline.
 int64_t grain_for(int64_t work_per_row) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(work_per_row, 1)); }
-
-}  // namespace
 
 // q [BH, T, D], k [BH, T, D], v [BH, T, Dv] -> probs [BH, T, W], out [BH, T, Dv]
 void local_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window, double scale,
@@ -139,6 +138,13 @@ void local_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
       }
     });
   });
+}
+
+}  // namespace
+
+void add_local_attention_kernels(Kernels& k) {
+  k.local_attention_forward = local_attention_forward;
+  k.local_attention_backward = local_attention_backward;
 }
 
 }  // namespace ctxpool::cpu

@@ -3,7 +3,7 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 
 #ifdef CTXPOOL_HAVE_BLAS
 #include <cblas.h>
@@ -11,6 +11,7 @@
 
 namespace ctxpool::cpu {
 
+// Reached through the kernel table only (add_matmul_kernels at the end).
 namespace {
 
 // How a strided 2-D matrix can be handed to gemm without a copy.
@@ -60,13 +61,6 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
 #endif
 }
 
-}  // namespace
-
-bool matmul_operand_ok(const Tensor& t) {
-  const int64_t nd = t.dim();
-  return layout_of(t.sizes()[nd - 2], t.sizes()[nd - 1], t.strides()[nd - 2], t.strides()[nd - 1]).ok;
-}
-
 // a [..., M, K] and b [..., K, N] (batch dims broadcast, possibly stride 0) -> out [..., M, N].
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t nd = out.dim();
@@ -74,7 +68,7 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   const Shape batch(out.sizes().begin(), out.sizes().end() - 2);
   const int64_t nbatch = shape_numel(batch);
   if (out.numel() == 0) return;
-  if (K == 0) return fill(out, 0.0);
+  if (K == 0) return kernels(kCPU).fill(out, 0.0);
 
   const MatrixLayout la = layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
   const MatrixLayout lb = layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
@@ -108,4 +102,19 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   });
 }
 
+}  // namespace
+
+void add_matmul_kernels(Kernels& k) {
+  k.matmul = matmul;
+}
+
 }  // namespace ctxpool::cpu
+
+namespace ctxpool {
+
+bool matmul_operand_ok(const Tensor& t) {
+  const int64_t nd = t.dim();
+  return cpu::layout_of(t.sizes()[nd - 2], t.sizes()[nd - 1], t.strides()[nd - 2], t.strides()[nd - 1]).ok;
+}
+
+}  // namespace ctxpool

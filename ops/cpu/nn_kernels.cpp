@@ -6,11 +6,13 @@
 
 #include "core/parallel.h"
 #include "ops/cpu/fast_math.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 
 namespace ctxpool::cpu {
 
+// Reached through the kernel table only (add_nn_kernels at the end).
 namespace {
+
 int64_t row_grain(int64_t cols) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)); }
 
 // The shared core of every softmax here: out[c] = exp(in[c] - max) for c < n (out may be in);
@@ -23,7 +25,6 @@ double exp_shifted(const T* in, T* out, int64_t n, T* max_out) {
   for (int64_t c = 0; c < n; ++c) out[c] = exp_of(in[c] - mx);
   *max_out = mx;
   return sum_of(out, n);
-}
 }
 
 // x [rows, cols] -> out [rows, cols]
@@ -238,6 +239,18 @@ void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t igno
       }
     });
   });
+}
+
+}  // namespace
+
+void add_nn_kernels(Kernels& k) {
+  k.softmax_rows = softmax_rows;
+  k.layer_norm_rows = layer_norm_rows;
+  k.layer_norm_backward_rows = layer_norm_backward_rows;
+  k.attention_softmax_rows = attention_softmax_rows;
+  k.softmax_backward_rows = softmax_backward_rows;
+  k.cross_entropy_rows = cross_entropy_rows;
+  k.cross_entropy_backward_rows = cross_entropy_backward_rows;
 }
 
 }  // namespace ctxpool::cpu

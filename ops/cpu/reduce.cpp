@@ -6,15 +6,16 @@
 
 #include "core/parallel.h"
 #include "ops/cpu/fast_math.h"
-#include "ops/cpu/kernels.h"
+#include "ops/kernels.h"
 
 namespace ctxpool::cpu {
 
+// Reached through the kernel table only (add_reduce_kernels at the end).
 namespace {
+
 // Fixed block size: partial sums are formed per block and added in block order, so the result is
 // the same for every thread count.
 constexpr int64_t kSumBlock = 8192;
-}
 
 // x [rows, cols] -> out [rows]
 void sum_rows(const Tensor& x, const Tensor& out) {
@@ -71,7 +72,7 @@ void sum_middle(const Tensor& x, int64_t outer, int64_t reduce, int64_t inner, c
 }
 
 // x [rows, cols] -> values [rows], indices [rows]. NaN wins (propagates), ties keep the first.
-void max_rows(const Tensor& x, const Tensor& values, const Tensor& indices, bool find_max) {
+void max_or_min_rows(const Tensor& x, const Tensor& values, const Tensor& indices, bool find_max) {
   const int64_t rows = values.numel();
   const int64_t cols = rows ? x.numel() / rows : 0;
   CTXPOOL_DISPATCH_ALL(x.dtype(), "max", [&] {
@@ -94,6 +95,14 @@ void max_rows(const Tensor& x, const Tensor& values, const Tensor& indices, bool
                    }
                  });
   });
+}
+
+}  // namespace
+
+void add_reduce_kernels(Kernels& k) {
+  k.sum_rows = sum_rows;
+  k.sum_middle = sum_middle;
+  k.max_or_min_rows = max_or_min_rows;
 }
 
 }  // namespace ctxpool::cpu

@@ -1,0 +1,11 @@
+// The CUDA kernel table, in a build with the CUDA toolkit: one call per ops/cuda/<family>.cu.
+// ops/kernels.cpp calls add_kernels once, the first time a CUDA tensor reaches an op.
+#include "ops/kernels.h"
+
+namespace ctxpool::cuda {
+
+void add_kernels(Kernels& k) {
+  add_elementwise_kernels(k);
+}
+
+}  // namespace ctxpool::cuda

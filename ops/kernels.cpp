@@ -1,0 +1,49 @@
+// The kernel tables: each built once, on first use, by explicit calls to the backends' registrations.
+#include "ops/kernels.h"
+
+#include "core/error.h"
+
+namespace ctxpool {
+
+namespace {
+
+Kernels cpu_table() {
+  Kernels k;
+  cpu::add_elementwise_kernels(k);
+  cpu::add_reduce_kernels(k);
+  cpu::add_matmul_kernels(k);
+  cpu::add_nn_kernels(k);
+  cpu::add_local_attention_kernels(k);
+  cpu::add_context_pool_kernels(k);
+  cpu::add_index_kernels(k);
+  return k;
+}
+
+Kernels cuda_table() {
+  Kernels k;
+  cuda::add_kernels(k);
+  return k;
+}
+
+}  // namespace
+
+const Kernels& kernels(Device device) {
+  switch (device.type) {
+    case DeviceType::CPU: {
+      static const Kernels table = cpu_table();
+      return table;
+    }
+    case DeviceType::CUDA: {
+      static const Kernels table = cuda_table();
+      return table;
+    }
+  }
+  detail::fail("kernels: unknown device ", device);
+}
+
+void fail_not_implemented(const char* op, const Tensor& t) {
+  detail::fail(op, ": not implemented on ", t.device(), " yet (tensor of shape ", t.sizes(),
+               "); move it to the CPU with .cpu()");
+}
+
+}  // namespace ctxpool

@@ -1,0 +1,171 @@
+// The per-device kernel table. An op in ops/<family>.cpp checks its inputs, allocates its output on
+// the inputs' device and calls the kernel for that device through this table:
+//
+//   kernel(&Kernels::matmul, "matmul", a)(a, b, out);
+//
+// An op never branches on the device itself. Each backend fills its own table: ops/cpu/<family>.cpp
+// and ops/cuda/<family>.cu end with add_<family>_kernels(Kernels&), and kernels(device) builds each
+// table once, by explicit calls (ops/kernels.cpp; the library is static, so nothing relies on static
+// initialisers being linked). An entry a backend leaves null is the clear error
+// "matmul: not implemented on cuda:0 yet". The compiler checks every backend's kernel against the
+// entry's type, so each signature is written once, here.
+//
+// A kernel receives tensors that the op has already checked, and preallocated outputs, all on its
+// device. It does no allocation, no autograd and no user-facing checks, and dispatches on the dtype
+// itself (CTXPOOL_DISPATCH_FLOAT / CTXPOOL_DISPATCH_ALL from core/dtype.h). "Optional" tensors may be
+// undefined (Tensor()), and then are neither read nor written.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "core/device.h"
+#include "core/tensor.h"
+#include "ops/ops.h"
+
+namespace ctxpool {
+
+enum class UnaryOp {
+  Neg, Exp, Log, Sqrt, Rsqrt, Tanh, Sigmoid, Relu, Abs, Sign,
+  GeluErf, GeluTanh, GeluErfGrad, GeluTanhGrad,  // *Grad: the derivative d gelu / dx
+  LogicalNot
+};
+enum class BinaryOp {
+  Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd  // these write bool
+};
+
+struct Kernels {
+  // ---- elementwise (ops/cpu/elementwise.cpp, ops/cuda/elementwise.cu) ----
+  // x -> out (same shape; out may have any strides).
+  void (*unary)(UnaryOp op, const Tensor& x, const Tensor& out) = nullptr;
+  // a, b broadcast to out.sizes() -> out.
+  void (*binary)(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) = nullptr;
+  // cond (bool), a, b broadcast to out.sizes() -> out.
+  void (*where)(const Tensor& cond, const Tensor& a, const Tensor& b, const Tensor& out) = nullptr;
+  // x -> out (same shape): x limited to [lo, hi].
+  void (*clamp)(const Tensor& x, double lo, double hi, const Tensor& out) = nullptr;
+  // src broadcast to dst.sizes(), converting dtype -> dst (any strides). Both on the same device.
+  void (*copy)(const Tensor& src, const Tensor& dst) = nullptr;
+  // dst (any strides) = value.
+  void (*fill)(const Tensor& dst, double value) = nullptr;
+
+  // ---- reductions (ops/cpu/reduce.cpp) ----
+  // x contiguous [rows, cols] -> out [rows]: the sum of each row (float accumulated in double).
+  void (*sum_rows)(const Tensor& x, const Tensor& out) = nullptr;
+  // x contiguous [outer, reduce, inner] -> out [outer, inner]: sums over the middle dim without moving
+  // data (the backward of a broadcast bias, sums over the batch).
+  void (*sum_middle)(const Tensor& x, int64_t outer, int64_t reduce, int64_t inner, const Tensor& out) = nullptr;
+  // x contiguous [rows, cols] -> values [rows], indices int64 [rows] of the first maximum of each row
+  // (find_max) or of its first minimum (!find_max).
+  void (*max_or_min_rows)(const Tensor& x, const Tensor& values, const Tensor& indices, bool find_max) = nullptr;
+
+  // ---- linear algebra (ops/cpu/matmul.cpp) ----
+  // a [..., M, K], b [..., K, N] -> out contiguous [..., M, N]: out[b] = a[b] @ b[b] for every batch
+  // index (batch dims already broadcast in the strides; the last two dims of a and b pass
+  // matmul_operand_ok).
+  void (*matmul)(const Tensor& a, const Tensor& b, const Tensor& out) = nullptr;
+
+  // ---- neural-network rows: softmax, layer_norm, attention, cross_entropy (ops/cpu/nn_kernels.cpp) ----
+  // x contiguous [rows, cols] -> out [rows, cols]: softmax (or log_softmax) of each row.
+  void (*softmax_rows)(const Tensor& x, const Tensor& out, bool log) = nullptr;
+  // x contiguous [rows, cols] -> y [rows, cols], mean [rows], rstd [rows]; weight/bias [cols] optional.
+  void (*layer_norm_rows)(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y,
+                          const Tensor& mean, const Tensor& rstd) = nullptr;
+  // The layer_norm backward in one pass: x, g contiguous [rows, cols], mean/rstd [rows], weight [cols]
+  // (optional) -> dx [rows, cols] (optional), dweight/dbias [cols] (optional). Column sums are formed
+  // over fixed blocks of rows and added in block order: deterministic for any thread count.
+  void (*layer_norm_backward_rows)(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
+                                   const Tensor& g, const Tensor& dx, const Tensor& dweight,
+                                   const Tensor& dbias) = nullptr;
+  // Attention probabilities in place: scores [rows = batch * T, S] -> softmax(scale * scores) per row;
+  // with causal, row i of each query block (i = row % T) sees keys j <= i only (others become 0).
+  void (*attention_softmax_rows)(const Tensor& scores, int64_t t, double scale, bool causal) = nullptr;
+  // p, dp [rows, S] -> dp := scale * p * (dp - sum(p * dp)) per row (the softmax backward, in place).
+  void (*softmax_backward_rows)(const Tensor& p, const Tensor& dp, double scale) = nullptr;
+  // logits contiguous [N, C], target [N] -> loss [N] (0 where target == ignore_index).
+  void (*cross_entropy_rows)(const Tensor& logits, const Tensor& target, int64_t ignore_index,
+                             const Tensor& loss) = nullptr;
+  // The cross_entropy backward: logits [N, C], target [N], row_scale [N] (0 for ignored rows) ->
+  // dlogits [N, C] = (softmax(logits) - one_hot(target)) * row_scale.
+  void (*cross_entropy_backward_rows)(const Tensor& logits, const Tensor& target, const Tensor& row_scale,
+                                      const Tensor& dlogits) = nullptr;
+
+  // ---- local causal attention (ops/cpu/local_attention.cpp) ----
+  // q, k [BH, T, D], v [BH, T, Dv] contiguous -> probs [BH, T, W] (slot c holds key j = i - W + 1 + c;
+  // slots before the sequence start are 0), out [BH, T, Dv].
+  void (*local_attention_forward)(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window, double scale,
+                                  const Tensor& probs, const Tensor& out) = nullptr;
+  // g [BH, T, Dv] contiguous, probs from the forward -> dq, dk [BH, T, D], dv [BH, T, Dv] (each optional).
+  void (*local_attention_backward)(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probs,
+                                   const Tensor& g, int64_t window, double scale, const Tensor& dq,
+                                   const Tensor& dk, const Tensor& dv) = nullptr;
+
+  // ---- adaptive context pooling (ops/cpu/context_pool.cpp), options already resolved ----
+  // x [B, N, d], a, b [B, N] contiguous -> y [B, N, d], coef [B, N, S] (S = context_pool1d_slots;
+  // P_i(j) = g_i(j) w_j / Z_i; slot c holds j = i - reach + c; 0 outside the sequence).
+  void (*context_pool1d_forward)(const Tensor& x, const Tensor& a, const Tensor& b,
+                                 const ops::ContextPool1dOptions& o, const Tensor& y, const Tensor& coef) = nullptr;
+  // gy [B, N, d] contiguous, coef from the forward -> gx [B, N, d], ga, gb [B, N] (each optional).
+  void (*context_pool1d_backward)(const Tensor& x, const Tensor& a, const Tensor& b,
+                                  const ops::ContextPool1dOptions& o, const Tensor& coef, const Tensor& gy,
+                                  const Tensor& gx, const Tensor& ga, const Tensor& gb) = nullptr;
+
+  // ---- indexing (ops/cpu/index.cpp) ----
+  // weight [V, D] contiguous, indices [N] contiguous -> out [N, D].
+  void (*embedding)(const Tensor& weight, const Tensor& indices, const Tensor& out) = nullptr;
+  // grad [N, D], indices [N] -> out [V, D] (zeroed first): out[indices[i]] += grad[i], in index order.
+  void (*embedding_backward)(const Tensor& grad, const Tensor& indices, const Tensor& out) = nullptr;
+  // out[...i_d...] = x[...index[...]...] along dim; out has index's shape.
+  void (*gather)(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) = nullptr;
+  // out (a copy of x) [..index[...]..] += src[...] along dim.
+  void (*scatter_add_)(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = nullptr;
+};
+
+// The table of a device type, built on first use.
+const Kernels& kernels(Device device);
+
+// "op: not implemented on cuda:0 yet (tensor of shape [...]); move it to the CPU with .cpu()".
+[[noreturn]] void fail_not_implemented(const char* op, const Tensor& t);
+
+// The entry for t's device, or the clear error above when that backend has none:
+//   kernel(&Kernels::matmul, "matmul", a)(a, b, out);
+template <typename Entry>
+Entry kernel(Entry Kernels::*entry, const char* op, const Tensor& t) {
+  const Entry fn = kernels(t.device()).*entry;
+  if (fn == nullptr) fail_not_implemented(op, t);
+  return fn;
+}
+
+// Each backend's registration, one per family file; kernels() calls them.
+namespace cpu {
+void add_elementwise_kernels(Kernels& k);
+void add_reduce_kernels(Kernels& k);
+void add_matmul_kernels(Kernels& k);
+void add_nn_kernels(Kernels& k);
+void add_local_attention_kernels(Kernels& k);
+void add_context_pool_kernels(Kernels& k);
+void add_index_kernels(Kernels& k);
+}  // namespace cpu
+namespace cuda {
+// The whole CUDA table: ops/cuda/register.cu calls each ops/cuda/<family>.cu's add_<family>_kernels;
+// in a build without the CUDA toolkit ops/cuda/none.cpp leaves the table empty.
+void add_kernels(Kernels& k);
+void add_elementwise_kernels(Kernels& k);
+}  // namespace cuda
+
+// ---- helpers shared by the ops and the backends (not table entries) ----
+
+// Whether the last two dims of t can go to gemm without a copy (row- or column-major with a unit
+// stride); ops/cpu/matmul.cpp.
+bool matmul_operand_ok(const Tensor& t);
+
+// A context_pool1d window reaches min(K, n - 1) tokens back (and forward when bidirectional); its
+// slots are the tokens it can hold.
+inline int64_t context_pool1d_reach(int64_t n, const ops::ContextPool1dOptions& o) {
+  return std::min<int64_t>(o.window, std::max<int64_t>(n - 1, 0));
+}
+inline int64_t context_pool1d_slots(int64_t n, const ops::ContextPool1dOptions& o) {
+  return o.causal ? context_pool1d_reach(n, o) + 1 : 2 * context_pool1d_reach(n, o) + 1;
+}
+
+}  // namespace ctxpool
