@@ -176,7 +176,7 @@ enum class Reduction { None, Mean, Sum };
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
                      Reduction reduction = Reduction::Mean);
 
-// ---- in-place (ops/inplace.cpp); see Tensor::fill_ etc. ----
+// ---- in-place (ops/tensor_methods.cpp, with Tensor::fill_, copy_, add_, mul_) ----
 void fill_(const Tensor& x, double value);
 void copy_(const Tensor& dst, const Tensor& src);
 
