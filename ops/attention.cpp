@@ -6,6 +6,7 @@
 //             dK = scale dS^T Q
 #include <cmath>
 
+#include "ops/attention_grad.h"
 #include "ops/kernels.h"
 #include "ops/op_utils.h"
 
@@ -71,13 +72,7 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     const Tensor q = sq.unpack("attention"), k = sk.unpack("attention"), v = sv.unpack("attention");
     if (autograd::GradMode::is_enabled()) {
       // create_graph: the same formulas with ops, so the gradient carries its own graph.
-      const Tensor pr = attention_probs_composite(q, k, causal, scale);
-      const Tensor dp = matmul(g, transpose(v, -1, -2));
-      const Tensor ds = mul(pr, sub(dp, sum(mul(dp, pr), {-1}, true)));
-      const Tensor sc = scalar_like(scale, q);
-      return Grads{n.needs_input_grad(0) ? mul(matmul(ds, k), sc) : Tensor(),
-                   n.needs_input_grad(1) ? mul(matmul(transpose(ds, -1, -2), q), sc) : Tensor(),
-                   n.needs_input_grad(2) ? matmul(transpose(pr, -1, -2), g) : Tensor()};
+      return attention_grads_composite(attention_probs_composite(q, k, causal, scale), q, k, v, g, scale, n);
     }
     const auto matmul_kernel = kernel(&Kernels::matmul, "scaled_dot_product_attention backward", q);
     const Tensor q_ready = gemm_ready(q), k_ready = gemm_ready(k), v_ready = gemm_ready(v), g_ready = gemm_ready(g);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/attention_grad.h"
 #include "ops/kernels.h"
 #include "ops/op_utils.h"
 
@@ -75,13 +76,7 @@ Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
                  v = sv.unpack("local_attention");
     if (autograd::GradMode::is_enabled()) {
       // create_graph: the dense masked formulas with ops, so the gradient carries its own graph.
-      const Tensor pr = local_probs_composite(q, k, w, scale);
-      const Tensor dp = matmul(g, transpose(v, -1, -2));
-      const Tensor ds = mul(pr, sub(dp, sum(mul(dp, pr), {-1}, true)));
-      const Tensor sc = scalar_like(scale, q);
-      return Grads{n.needs_input_grad(0) ? mul(matmul(ds, k), sc) : Tensor(),
-                   n.needs_input_grad(1) ? mul(matmul(transpose(ds, -1, -2), q), sc) : Tensor(),
-                   n.needs_input_grad(2) ? matmul(transpose(pr, -1, -2), g) : Tensor()};
+      return attention_grads_composite(local_probs_composite(q, k, w, scale), q, k, v, g, scale, n);
     }
     const Tensor q_rows = rows_ready(q, bh), k_rows = rows_ready(k, bh), v_rows = rows_ready(v, bh);
     Tensor dq, dk, dv;
