@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <string>
 
+#include <unistd.h>
+
 #include "core/file_io.h"
 #include "core/random.h"
 #include "models/config.h"
@@ -30,7 +32,8 @@ struct TinyRun {
   std::string dir, corpus;
   models::RunConfig cfg;
   explicit TinyRun(const std::string& name, int64_t steps) {
-    dir = ::testing::TempDir() + "/ctxpool_" + name;
+    // The process id keeps concurrent test processes (ctest -j, two checkouts) out of each other's way.
+    dir = ::testing::TempDir() + "/ctxpool_" + name + "_" + std::to_string(::getpid());
     std::filesystem::remove_all(dir);
     make_directories(dir);
     corpus = dir + "/corpus.txt";
