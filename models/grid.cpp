@@ -29,8 +29,8 @@ std::string slug(const std::string& name) {
 Grid Grid::from_json(const nlohmann::json& j, const std::string& base_dir) {
   CTXPOOL_CHECK(j.is_object(), "grid: the top level must be a JSON object");
   for (auto it = j.begin(); it != j.end(); ++it) {
-    static const char* known[] = {"name", "comment", "base", "base_config", "seeds", "reference", "configs",
-                                  "runs_dir", "results_dir"};
+    static const char* known[] = {"name", "comment", "base", "base_config", "base_overrides", "seeds", "reference",
+                                  "configs", "runs_dir", "results_dir"};
     CTXPOOL_CHECK(std::find(std::begin(known), std::end(known), it.key()) != std::end(known), "grid: unknown key '",
                   it.key(), "'");
   }
@@ -41,8 +41,17 @@ Grid Grid::from_json(const nlohmann::json& j, const std::string& base_dir) {
   g.comment = j.value("comment", "");
   CTXPOOL_CHECK(j.contains("base") != j.contains("base_config"), "grid '", g.name,
                 "': give exactly one of 'base' (a config object) and 'base_config' (a config file)");
-  g.base = j.contains("base") ? RunConfig::from_json(j["base"]).to_json()
-                              : RunConfig::from_file(base_dir + j["base_config"].get<std::string>()).to_json();
+  nlohmann::json base = j.contains("base") ? RunConfig::from_json(j["base"]).to_json()
+                                           : RunConfig::from_file(base_dir + j["base_config"].get<std::string>()).to_json();
+  if (j.contains("base_overrides")) {  // one shared config file, several budgets: patch it for every row
+    CTXPOOL_CHECK(j["base_overrides"].is_object(), "grid '", g.name, "': 'base_overrides' must be a JSON object");
+    base.merge_patch(j["base_overrides"]);
+  }
+  try {
+    g.base = RunConfig::from_json(base).to_json();
+  } catch (const Error& e) {
+    detail::fail("grid '", g.name, "', base_overrides: ", e.what());
+  }
   CTXPOOL_CHECK(j.contains("seeds") && j["seeds"].is_array() && !j["seeds"].empty(), "grid '", g.name,
                 "': 'seeds' must be a non-empty array of integers");
   for (const auto& s : j["seeds"]) {

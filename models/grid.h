@@ -4,6 +4,7 @@
 // A grid file (examples/grids/*.json):
 //   {"name": "contextpool_lm", "comment": "...",
 //    "base_config": "../configs/lm_linux_doc_base.json",   (relative to the grid file; or "base": {...})
+//    "base_overrides": {"train": {"steps": 3000}},          (optional: patches the base for every config)
 //    "seeds": [1337, 2, 3],
 //    "reference": {"deep": "plain L=4", "shallow": "plain L=2"},  (optional: the depth gap)
 //    "configs": [{"name": "plain L=4", "overrides": {"model": {"n_layers": 4}}}, ...]}

@@ -123,6 +123,25 @@ TEST(Grid, BadGridsAreClearErrors) {
   EXPECT_ERROR_WITH(models::Grid::from_json(g), "seeds");
 }
 
+// base_overrides patches the base for every config (one config file, several budgets), before the
+// config's own overrides, and is checked like any config.
+TEST(Grid, BaseOverridesPatchEveryConfig) {
+  TinyRun run("grid_base_overrides", 30);
+  json g = smoke_grid(run, "runs");
+  g["base_overrides"] = {{"train", {{"steps", 60}}}, {"model", {{"n_layers", 3}}}};
+  g["configs"][1]["overrides"]["model"]["n_layers"] = 1;
+  const models::Grid grid = models::Grid::from_json(g);
+  EXPECT_EQ(grid.base["train"]["steps"], 60);
+  EXPECT_EQ(grid.run_config(0, 5).train.steps, 60);
+  EXPECT_EQ(grid.run_config(0, 5).model.n_layers, 3);
+  EXPECT_EQ(grid.run_config(1, 5).model.n_layers, 1);  // the config's override wins
+  EXPECT_EQ(grid.run_config(1, 5).train.steps, 60);
+  g["base_overrides"] = {{"train", {{"stepz", 60}}}};
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "base_overrides", "unknown key 'train.stepz'");
+  g["base_overrides"] = json::array();
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "'base_overrides' must be a JSON object");
+}
+
 // Every shipped grid loads: its base config and every override are valid.
 TEST(Grid, ExampleGridsLoad) {
   int count = 0;
