@@ -2,6 +2,7 @@
 #pragma once
 #include <cstdint>
 #include <ostream>
+#include <string>
 
 namespace ctxpool {
 
@@ -21,6 +22,10 @@ struct Device {
 
 inline const Device kCPU{DeviceType::CPU, 0};
 inline Device cuda_device(int index = 0) { return Device(DeviceType::CUDA, index); }
+
+// "cpu", "cuda" (= "cuda:0") or "cuda:N"; anything else is an error listing these (core/device.cpp).
+// Whether the device exists is checked where it is used (a tensor or module moved there).
+Device parse_device(const std::string& text);
 
 inline std::ostream& operator<<(std::ostream& os, const Device& d) {
   if (d.is_cpu()) return os << "cpu";

@@ -40,6 +40,8 @@ T* Tensor::data_ptr() const {
   if constexpr (!std::is_same_v<T, uint8_t>) want = dtype_of<T>::value;
   CTXPOOL_CHECK(dtype() == want, "data_ptr: tensor has dtype ", dtype(), " but ", want,
                 " was requested");
+  CTXPOOL_CHECK(device().is_cpu(), "data_ptr: the tensor of shape ", sizes(), " is on ", device(),
+                ", so the host cannot read it; copy it with .cpu() first (kernels use raw_data)");
   return static_cast<T*>(raw_data());
 }
 template float* Tensor::data_ptr<float>() const;
@@ -158,6 +160,18 @@ Tensor make_view(const Tensor& base, const Shape& sizes, const Shape& strides, i
   impl->strides = strides;
   impl->dtype = base.dtype();
   return Tensor(std::move(impl));
+}
+
+void Tensor::set_data_(const Tensor& src) {
+  TensorImpl* t = checked();
+  CTXPOOL_CHECK(src.defined() && src.sizes() == sizes() && src.dtype() == dtype(), "set_data_: the new data ",
+                src.defined() ? "" : "is undefined", " must have the tensor's shape ", sizes(), " and dtype ", dtype());
+  CTXPOOL_CHECK(t->grad_fn == nullptr, "set_data_: only a leaf tensor (a parameter or buffer) can change its data");
+  const TensorImpl* from = src.impl().get();
+  t->storage = from->storage;
+  t->offset = from->offset;
+  t->strides = from->strides;
+  t->grad.reset();
 }
 
 }  // namespace ctxpool

@@ -179,6 +179,11 @@ class Tensor {
   Tensor& add_(const Tensor& o, double alpha = 1.0);
   Tensor& mul_(double factor);
 
+  // Makes this tensor hold src's data (same sizes and dtype; any device), keeping its identity: every
+  // handle to it, its name and requires_grad follow, and its gradient is dropped. Module::to uses it,
+  // so that a layer's own handles to its parameters see them on the new device.
+  void set_data_(const Tensor& src);
+
  private:
   TensorImpl* checked() const {
     CTXPOOL_CHECK(impl_ != nullptr, "tensor: operation on an undefined (empty handle) Tensor");

@@ -1,6 +1,6 @@
-// CUDA status checking for .cu files (it needs the toolkit's headers; C++ files include only
-// cuda/cuda_api.h). Every CUDA call's status goes through check(), so a failure is a ctxpool::Error
-// that names the call, never a crash or a silently wrong result.
+// CUDA status checking and the current stream, for .cu files (they need the toolkit's headers; C++
+// files include only cuda/cuda_api.h). Every CUDA call's status goes through check(), so a failure is
+// a ctxpool::Error that names the call, never a crash or a silently wrong result.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -12,5 +12,13 @@ namespace ctxpool::cuda {
 inline void check(cudaError_t err, const char* what) {
   CTXPOOL_CHECK(err == cudaSuccess, "cuda: ", what, " failed: ", cudaGetErrorString(err));
 }
+
+// The stream every kernel launches on and every copy is ordered on (cuda/runtime.cu). Today the
+// legacy default stream, so host code needs no extra synchronisation; one place to change when
+// data-parallel training overlaps communication with compute.
+cudaStream_t current_stream();
+
+// Makes `device` current for the calls that follow (cudaSetDevice, checked; cheap when unchanged).
+void set_device(int device);
 
 }  // namespace ctxpool::cuda

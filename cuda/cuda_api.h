@@ -1,7 +1,10 @@
-// The CUDA runtime's entry points (device query, allocator registration). In a build without the
-// CUDA toolkit (CTXPOOL_CUDA=OFF or not found) these exist too (cuda/stub.cpp): device_count()
-// returns 0. Kernels for ops are not here: they fill the CUDA kernel table (ops/kernels.h, ops/cuda/).
+// The CUDA runtime's entry points for C++ code (device query, memory statistics, allocator
+// registration). In a build without the CUDA toolkit (CTXPOOL_CUDA=OFF or not found) these exist too
+// (cuda/stub.cpp): device_count() returns 0 and the memory calls are clear errors. Kernels for ops are
+// not here: they fill the CUDA kernel table (ops/kernels.h, ops/cuda/).
 #pragma once
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 namespace ctxpool::cuda {
@@ -14,5 +17,18 @@ int device_count();
 std::string device_description(int index = 0);
 // Registers the CUDA allocator with core (called once at start-up by ops/).
 void register_backend();
+
+// The caching allocator's counters for one device (cuda/caching_allocator.cu).
+struct MemoryStats {
+  size_t allocated = 0;       // bytes held by live tensors (rounded up to the allocator's block sizes)
+  size_t reserved = 0;        // bytes obtained from cudaMalloc: allocated + cached for reuse
+  size_t peak_allocated = 0;  // the largest `allocated` since start-up or reset_peak_memory_stats
+  int64_t device_mallocs = 0; // cudaMalloc calls so far (flat in the steady state of a training loop)
+  int64_t device_frees = 0;   // cudaFree calls so far (empty_cache, or out-of-memory retries)
+};
+MemoryStats memory_stats(int device = 0);
+void reset_peak_memory_stats(int device = 0);
+// Returns every cached (free) block to the driver; live tensors are untouched.
+void empty_cache();
 
 }  // namespace ctxpool::cuda

@@ -1,45 +1,15 @@
-// CUDA runtime: device query, the device allocator (registered with core), host<->device copies.
-// No kernels for ops here: those live in ops/cuda/ and fill the CUDA kernel table (ops/kernels.h).
+// CUDA runtime: device query, the current device and stream, and the allocator's registration with
+// core. No kernels for ops here: those live in ops/cuda/ and fill the CUDA kernel table.
 #include <cuda_runtime.h>
 
 #include <sstream>
 
 #include "core/allocator.h"
+#include "cuda/caching_allocator.h"
 #include "cuda/check.h"
 #include "cuda/cuda_api.h"
 
 namespace ctxpool::cuda {
-
-namespace {
-
-// Plain cudaMalloc/cudaFree for now; a caching allocator replaces it with the CUDA kernels.
-class CudaAllocator : public Allocator {
- public:
-  void* allocate(size_t nbytes, int device) override {
-    if (nbytes == 0) return nullptr;
-    check(cudaSetDevice(device), "cudaSetDevice");
-    void* p = nullptr;
-    check(cudaMalloc(&p, nbytes), "cudaMalloc");
-    return p;
-  }
-  void deallocate(void* ptr, size_t, int device) override {
-    if (!ptr) return;
-    cudaSetDevice(device);
-    cudaFree(ptr);  // no throw from a destructor path
-  }
-  void copy_from_host(void* dst, const void* src, size_t n, int device) override {
-    if (!n) return;
-    check(cudaSetDevice(device), "cudaSetDevice");
-    check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "cudaMemcpy host to device");
-  }
-  void copy_to_host(void* dst, const void* src, size_t n, int device) override {
-    if (!n) return;
-    check(cudaSetDevice(device), "cudaSetDevice");
-    check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "cudaMemcpy device to host");
-  }
-};
-
-}  // namespace
 
 bool built_with_cuda() { return true; }
 
@@ -57,14 +27,18 @@ std::string device_description(int index) {
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
   std::ostringstream os;
-  os << prop.name << " (sm_" << prop.major << prop.minor << ", "
-     << (prop.totalGlobalMem >> 30) << " GiB)";
+  os << prop.name << " (sm_" << prop.major << prop.minor << ", " << (prop.totalGlobalMem >> 30) << " GiB)";
   return os.str();
 }
 
-void register_backend() {
-  static CudaAllocator allocator;
-  register_allocator(DeviceType::CUDA, &allocator);
+cudaStream_t current_stream() { return cudaStreamLegacy; }
+
+void set_device(int device) {
+  int current = -1;
+  check(cudaGetDevice(&current), "cudaGetDevice");
+  if (current != device) check(cudaSetDevice(device), "cudaSetDevice");
 }
+
+void register_backend() { register_allocator(DeviceType::CUDA, &caching_allocator()); }
 
 }  // namespace ctxpool::cuda

@@ -1,4 +1,5 @@
 // The CUDA runtime's entry points in a build without the toolkit.
+#include "core/error.h"
 #include "cuda/cuda_api.h"
 
 namespace ctxpool::cuda {
@@ -7,5 +8,13 @@ bool built_with_cuda() { return false; }
 int device_count() { return 0; }
 std::string device_description(int) { return "no CUDA device (ctxpool was built without CUDA)"; }
 void register_backend() {}
+
+MemoryStats memory_stats(int) {
+  detail::fail("cuda::memory_stats: ctxpool was built without CUDA (configure with the CUDA toolkit installed)");
+}
+void reset_peak_memory_stats(int) {
+  detail::fail("cuda::reset_peak_memory_stats: ctxpool was built without CUDA");
+}
+void empty_cache() {}
 
 }  // namespace ctxpool::cuda

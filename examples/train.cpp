@@ -27,6 +27,7 @@ void usage() {
       "  --max-eval-windows N evaluate on at most N validation windows (0: all)\n"
       "  --stop-after N       stop after N steps with a checkpoint (as if interrupted)\n"
       "  --threads N          CPU threads\n"
+      "  --device DEV         cpu, cuda or cuda:N (default: the config's train.device, else cpu)\n"
       "  --seed N\n"
       "  --resume             continue from the run directory's latest checkpoint");
 }
@@ -61,6 +62,7 @@ int main(int argc, char** argv) {
       else if (a == "--max-eval-windows") overrides["train"]["max_eval_windows"] = to_int("--max-eval-windows", value());
       else if (a == "--stop-after") overrides["train"]["stop_after"] = to_int("--stop-after", value());
       else if (a == "--threads") overrides["train"]["threads"] = to_int("--threads", value());
+      else if (a == "--device") overrides["train"]["device"] = value();
       else if (a == "--seed") overrides["train"]["seed"] = to_int("--seed", value());
       else {
         usage();

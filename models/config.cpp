@@ -3,6 +3,7 @@
 #include <initializer_list>
 #include <set>
 
+#include "core/device.h"
 #include "core/error.h"
 #include "core/file_io.h"
 
@@ -192,10 +193,12 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("keep_best", t.keep_best);
     s.read("seed", t.seed);
     s.read("threads", t.threads);
+    s.read("device", t.device);
     s.read("run_dir", t.run_dir);
     s.finish();
   }
   c.model.validate();
+  parse_device(c.train.device);  // a clear error for "gpu" and friends, before any training starts
   CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
   CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,
                 "config: train.steps, batch_size, eval_batch_size and log_interval must be positive");
@@ -236,7 +239,7 @@ nlohmann::json RunConfig::to_json() const {
                  {"eval_batch_size", train.eval_batch_size}, {"max_eval_windows", train.max_eval_windows},
                  {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
                  {"stop_after", train.stop_after}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
-                 {"run_dir", train.run_dir}}},
+                 {"device", train.device}, {"run_dir", train.run_dir}}},
   };
 }
 

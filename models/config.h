@@ -88,6 +88,7 @@ struct TrainConfig {
   bool keep_best = false;           // keep the weights with the best validation bpc (best.safetensors + best.json)
   uint64_t seed = 1337;
   int64_t threads = 0;              // 0: CTXPOOL_NUM_THREADS or all cores
+  std::string device = "cpu";       // "cpu", "cuda" or "cuda:N": where the model trains
   std::string run_dir = "runs/default";
 };
 

@@ -8,6 +8,7 @@
 #include "autograd/grad_mode.h"
 #include "core/file_io.h"
 #include "core/parallel.h"
+#include "cuda/cuda_api.h"
 #include "models/progress.h"
 #include "nn/optim/adamw.h"
 #include "nn/optim/schedule.h"
@@ -81,8 +82,16 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
   CTXPOOL_CHECK(config_.model.vocab_size == corpus_.vocab_size(), "config: model.vocab_size is ",
                 config_.model.vocab_size, " but the corpus has ", corpus_.vocab_size(), " distinct bytes");
 
-  manual_seed(config_.train.seed);  // model initialisation and dropout
+  device_ = parse_device(config_.train.device);
+  if (device_.is_cuda()) {
+    CTXPOOL_CHECK(cuda::built_with_cuda(), "trainer: train.device is '", config_.train.device,
+                  "' but ctxpool was built without CUDA (configure with the CUDA toolkit installed)");
+    CTXPOOL_CHECK(device_.index < cuda::device_count(), "trainer: train.device is '", config_.train.device,
+                  "' but this machine has ", cuda::device_count(), " CUDA device(s)");
+  }
+  manual_seed(config_.train.seed);  // model initialisation (on the CPU, so every device starts alike) and dropout
   model_ = std::make_shared<TransformerLM>(config_.model);
+  model_->to(device_);
   optimizer_ = make_optimizer(config_.optim, *model_);
   data_gen_.set_state(config_.train.seed ^ 0xD1B54A32D192ED03ull, 0);
 
@@ -193,8 +202,8 @@ double Trainer::evaluate(Split split, int64_t max_windows) {
   for (int64_t first = 0; first < windows; first += config_.train.eval_batch_size) {
     const int64_t count = std::min(config_.train.eval_batch_size, windows - first);
     auto [x, y] = corpus_.windows(split, context, first, count);
-    const Tensor logits = model_->forward(x);
-    total += ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.reshape({-1}), -100,
+    const Tensor logits = model_->forward(x.to(device_));
+    total += ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.to(device_).reshape({-1}), -100,
                                 ops::Reduction::Sum).item();
   }
   model_->train();
@@ -211,10 +220,10 @@ double Trainer::fit() {
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
   int64_t interval_n = 0;
   std::printf("model: %lld parameters, %.3f MFLOPs per token (forward); corpus '%s': %lld train / %lld validation "
-              "bytes, vocabulary %lld; %d threads\n",
+              "bytes, vocabulary %lld; %d threads; device %s\n",
               static_cast<long long>(model_->num_parameters()), model_->flops_per_token() / 1e6, corpus_.path().c_str(),
               static_cast<long long>(corpus_.size(Split::Train)), static_cast<long long>(corpus_.size(Split::Validation)),
-              static_cast<long long>(corpus_.vocab_size()), get_num_threads());
+              static_cast<long long>(corpus_.vocab_size()), get_num_threads(), config_.train.device.c_str());
   ProgressBar bar(t.steps, step_);
   model_->train();
   while (step_ < end) {
@@ -222,8 +231,8 @@ double Trainer::fit() {
     const double lr = schedule(step_);
     optimizer_->set_lr(lr);
     auto [x, y] = corpus_.random_batch(Split::Train, t.batch_size, config_.model.context, data_gen_);
-    const Tensor logits = model_->forward(x);
-    const Tensor loss = ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.reshape({-1}));
+    const Tensor logits = model_->forward(x.to(device_));
+    const Tensor loss = ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.to(device_).reshape({-1}));
     const Tensor aux = model_->auxiliary_loss();  // regularisers; logged apart from the cross-entropy
     optimizer_->zero_grad();
     (aux.defined() ? ops::add(loss, aux) : loss).backward();

@@ -60,6 +60,7 @@ class Trainer {
   void save_best(double val_bpc);
 
   RunConfig config_;
+  Device device_;  // config_.train.device: the model, its batches and the optimizer state live there
   nn::data::TextCorpus corpus_;
   std::shared_ptr<TransformerLM> model_;
   std::unique_ptr<nn::optim::Optimizer> optimizer_;

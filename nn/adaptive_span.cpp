@@ -20,8 +20,9 @@ Tensor AdaptiveSpanMask::forward(const Tensor& probs) {
   const int64_t t = probs.sizes()[2], s = probs.sizes()[3];
   const TensorOptions opts = TensorOptions(probs.dtype()).device(probs.device());
   // distance [T, S] = |i - j|, with queries and keys aligned at the end (keys s - t .. s - 1 are the queries')
-  const Tensor qpos = ops::unsqueeze(ops::add(arange(t, kInt64).to(probs.dtype()), scalar_tensor(double(s - t), opts)), 1);
-  const Tensor dist = ops::abs(ops::sub(qpos, ops::unsqueeze(arange(s, kInt64).to(probs.dtype()), 0)));
+  const TensorOptions index_opts = TensorOptions(kInt64).device(probs.device());
+  const Tensor qpos = ops::unsqueeze(ops::add(arange(t, index_opts).to(probs.dtype()), scalar_tensor(double(s - t), opts)), 1);
+  const Tensor dist = ops::abs(ops::sub(qpos, ops::unsqueeze(arange(s, index_opts).to(probs.dtype()), 0)));
   const double span = static_cast<double>(options.max_span), ramp = options.ramp;
   // m [heads, T, S] = clamp((z S - x) / R + 1, 0, 1)
   const Tensor zs = ops::reshape(ops::mul(z, ops::scalar_like(span / ramp, z)), {-1, 1, 1});

@@ -84,7 +84,8 @@ Tensor MultiheadAttention::attend(const Tensor& qh, const Tensor& kh, const Tens
       const double scale = 1.0 / std::sqrt(static_cast<double>(dim / heads));
       Tensor scores = ops::mul(ops::matmul(qh, ops::transpose(kh, -1, -2)), ops::scalar_like(scale, qh));
       if (causal) {
-        const Tensor future = ops::gt(ops::unsqueeze(arange(t, kInt64), 0), ops::unsqueeze(arange(t, kInt64), 1));
+        const Tensor pos = arange(t, TensorOptions(kInt64).device(scores.device()));
+        const Tensor future = ops::gt(ops::unsqueeze(pos, 0), ops::unsqueeze(pos, 1));
         scores = ops::masked_fill(scores, future, -INFINITY);
       }
       y = ops::matmul(span->forward(ops::softmax(scores, -1)), vh);

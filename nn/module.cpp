@@ -135,4 +135,20 @@ std::ostream& operator<<(std::ostream& os, const Module& m) {
   return os;
 }
 
+Module& Module::to(Device device) {
+  NoGradGuard no_grad;
+  std::vector<std::pair<std::string, Tensor>> all = named_parameters();
+  const auto buffers = named_buffers();
+  all.insert(all.end(), buffers.begin(), buffers.end());
+  for (auto& [name, t] : all) {
+    if (t.device() == device) continue;
+    try {
+      t.set_data_(t.detach().contiguous().to(device));
+    } catch (const Error& e) {
+      detail::fail(type_name_, ".to(", device, "): cannot move '", name, "' ", t.sizes(), ": ", e.what());
+    }
+  }
+  return *this;
+}
+
 }  // namespace ctxpool::nn

@@ -42,6 +42,9 @@ class Module {
   void eval() { train(false); }
   bool is_training() const { return training_; }
   void zero_grad();
+  // Moves every parameter and buffer to `device` in place (the tensors keep their identity, so the
+  // layers' handles follow; gradients are dropped). Build the optimizer after moving the model.
+  Module& to(Device device);
 
   const std::string& type_name() const { return type_name_; }
   // A tree of the modules with their parameter shapes, like PyTorch's print(model).

@@ -19,7 +19,8 @@ Tensor attention_probs_composite(const Tensor& q, const Tensor& k, bool causal, 
   Tensor s = mul(matmul(q, transpose(k, -1, -2)), scalar_like(scale, q));
   if (causal) {
     const int64_t t = q.sizes()[q.dim() - 2], sl = k.sizes()[k.dim() - 2];
-    const Tensor rows = unsqueeze(arange(t, kInt64), 1), cols = unsqueeze(arange(sl, kInt64), 0);
+    const TensorOptions index_opts = TensorOptions(kInt64).device(q.device());
+    const Tensor rows = unsqueeze(arange(t, index_opts), 1), cols = unsqueeze(arange(sl, index_opts), 0);
     s = masked_fill(s, gt(cols, rows), -INFINITY);
   }
   return softmax(s, -1);

@@ -121,7 +121,7 @@ Tensor dropout(const Tensor& x, double p, bool training) {
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index, Reduction reduction) {
   check_floating("cross_entropy", logits);
   check_defined("cross_entropy", target, "target");
-  check_cpu("cross_entropy", {&logits, &target});  // the targets are read on the host below
+  check_same_device("cross_entropy", logits, target);
   const auto cross_entropy_rows = kernel(&Kernels::cross_entropy_rows, "cross_entropy", logits);
   CTXPOOL_CHECK(logits.dim() == 2, "cross_entropy: logits must be 2-D [N, C], got ", logits.sizes(),
                 " (reshape to [-1, C] first)");
@@ -132,17 +132,25 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
                 logits.sizes(), " (expected [", logits.sizes()[0], "])");
   const int64_t n = logits.sizes()[0], c = logits.sizes()[1];
   const Tensor tgt = target.contiguous();
-  std::vector<double> weight_rows(n);  // 1 for counted rows, 0 for ignored ones
-  std::vector<int64_t> safe_target(n);
-  int64_t count = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t t = tgt.data_ptr<int64_t>()[i];
-    if (t == ignore_index) continue;
-    CTXPOOL_CHECK(t >= 0 && t < c, "cross_entropy: target ", t, " at position ", i,
-                  " is out of range for ", c, " classes");
-    weight_rows[i] = 1.0;
-    safe_target[i] = t;
-    ++count;
+  // Which rows count, and their targets made safe for the backward, with ops on the targets' device
+  // (the targets stay there; only the counts come back to the host).
+  Tensor row_weight, targets;
+  double count = 0;
+  {
+    autograd::NoGradGuard no_grad;
+    const Tensor counted = ne(tgt, scalar_like(static_cast<double>(ignore_index), tgt));
+    const Tensor in_range = logical_and(ge(tgt, scalar_like(0, tgt)), lt(tgt, scalar_like(static_cast<double>(c), tgt)));
+    if (n > 0 && sum(logical_and(counted, logical_not(in_range)).to(kInt64)).item() > 0) {
+      const Tensor host = tgt.to(kCPU);  // the error path: find the first bad target
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t t = host.data_ptr<int64_t>()[i];
+        CTXPOOL_CHECK(t == ignore_index || (t >= 0 && t < c), "cross_entropy: target ", t, " at position ", i,
+                      " is out of range for ", c, " classes");
+      }
+    }
+    row_weight = counted.to(logits.dtype());  // 1 for counted rows, 0 for ignored ones
+    targets = where(counted, tgt, zeros({}, TensorOptions(kInt64).device(tgt.device())));
+    count = n > 0 ? sum(row_weight).item() : 0.0;
   }
   Tensor losses = new_empty({n}, logits.dtype(), logits.device());
   cross_entropy_rows(logits.detach().contiguous(), tgt, ignore_index, losses);
@@ -156,13 +164,11 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     } else {
       out = sum(losses);
       if (reduction == Reduction::Mean) {
-        scale = 1.0 / static_cast<double>(count);  // NaN for an all-ignored batch, as in PyTorch
+        scale = 1.0 / count;  // NaN for an all-ignored batch, as in PyTorch
         out = mul(out, scalar_like(scale, out));
       }
     }
   }
-  const Tensor row_weight = from_vector(weight_rows, {n}, TensorOptions(logits.dtype()));
-  const Tensor targets = from_vector(safe_target, {n}, TensorOptions(kInt64));
   return record("cross_entropy", {logits}, out,
                 [sl = SavedTensor(logits), row_weight, targets, scale, reduction](const Tensor& g, const LambdaNode&) {
     // d loss_i / d logits_i = softmax(logits_i) - one_hot(target_i), for counted rows.

@@ -6,8 +6,16 @@ namespace ctxpool::ops {
 
 namespace {
 
+// Every index in [0, limit). On a device: its min and max there (two numbers copied back), and the
+// exact position on the host only when something is out of range.
 void check_indices_in_range(const char* op, const Tensor& index, int64_t limit, const char* what) {
-  const Tensor c = index.contiguous();
+  if (index.numel() == 0) return;
+  if (!index.device().is_cpu()) {
+    autograd::NoGradGuard no_grad;
+    const double lo = min(index).item(), hi = max(index).item();
+    if (lo >= 0 && hi < static_cast<double>(limit)) return;
+  }
+  const Tensor c = index.to(kCPU).contiguous();
   const int64_t* p = c.data_ptr<int64_t>();
   for (int64_t i = 0; i < c.numel(); ++i) {
     CTXPOOL_CHECK(p[i] >= 0 && p[i] < limit, op, ": index ", p[i], " at position ", i,
@@ -31,7 +39,7 @@ Tensor embedding_backward(const Tensor& g, const Tensor& indices, int64_t num_ro
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
   check_floating("embedding", weight);
   check_defined("embedding", indices, "indices");
-  check_cpu("embedding", {&weight, &indices});  // before reading the indices on the host
+  check_same_device("embedding", weight, indices);
   const auto embedding_kernel = kernel(&Kernels::embedding, "embedding", weight);
   CTXPOOL_CHECK(weight.dim() == 2, "embedding: weight must be 2-D [num_embeddings, dim], got ", weight.sizes());
   CTXPOOL_CHECK(indices.dtype() == kInt64, "embedding: indices must be int64, got ", indices.dtype(),
@@ -66,7 +74,8 @@ void check_gather_args(const char* op, const Tensor& x, int64_t dim, const Tenso
 
 Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
   check_defined("gather", x);
-  check_cpu("gather", {&x, &index});  // the indices are checked on the host
+  check_defined("gather", index, "index");
+  check_same_device("gather", x, index);
   const auto gather_kernel = kernel(&Kernels::gather, "gather", x);
   const int64_t dim = wrap_dim(dim_in, x.dim(), "gather");
   check_gather_args("gather", x, dim, index);
@@ -79,7 +88,8 @@ Tensor gather(const Tensor& x, int64_t dim_in, const Tensor& index) {
 
 Tensor scatter_add(const Tensor& x, int64_t dim_in, const Tensor& index, const Tensor& src) {
   check_same("scatter_add", x, src);
-  check_cpu("scatter_add", {&x, &index, &src});  // the indices are checked on the host
+  check_defined("scatter_add", index, "index");
+  check_same_device("scatter_add", x, index);
   const auto scatter_add_kernel = kernel(&Kernels::scatter_add_, "scatter_add", x);
   const int64_t dim = wrap_dim(dim_in, x.dim(), "scatter_add");
   check_gather_args("scatter_add", x, dim, index);

@@ -16,6 +16,7 @@ Kernels cpu_table() {
   cpu::add_local_attention_kernels(k);
   cpu::add_context_pool_kernels(k);
   cpu::add_index_kernels(k);
+  cpu::add_optim_kernels(k);
   return k;
 }
 
@@ -39,6 +40,17 @@ const Kernels& kernels(Device device) {
     }
   }
   detail::fail("kernels: unknown device ", device);
+}
+
+GemmLayout gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
+  if ((col_stride == 1 || cols == 1) && row_stride >= std::max<int64_t>(cols, 1)) return {false, row_stride, true};
+  if ((row_stride == 1 || rows == 1) && col_stride >= std::max<int64_t>(rows, 1)) return {true, col_stride, true};
+  return {};
+}
+
+bool matmul_operand_ok(const Tensor& t) {
+  const int64_t nd = t.dim();
+  return gemm_layout(t.sizes()[nd - 2], t.sizes()[nd - 1], t.strides()[nd - 2], t.strides()[nd - 1]).ok;
 }
 
 void fail_not_implemented(const char* op, const Tensor& t) {

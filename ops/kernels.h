@@ -49,7 +49,7 @@ struct Kernels {
   // dst (any strides) = value.
   void (*fill)(const Tensor& dst, double value) = nullptr;
 
-  // ---- reductions (ops/cpu/reduce.cpp) ----
+  // ---- reductions (ops/cpu/reduce.cpp, ops/cuda/reduce.cu) ----
   // x contiguous [rows, cols] -> out [rows]: the sum of each row (float accumulated in double).
   void (*sum_rows)(const Tensor& x, const Tensor& out) = nullptr;
   // x contiguous [outer, reduce, inner] -> out [outer, inner]: sums over the middle dim without moving
@@ -59,13 +59,13 @@ struct Kernels {
   // (find_max) or of its first minimum (!find_max).
   void (*max_or_min_rows)(const Tensor& x, const Tensor& values, const Tensor& indices, bool find_max) = nullptr;
 
-  // ---- linear algebra (ops/cpu/matmul.cpp) ----
+  // ---- linear algebra (ops/cpu/matmul.cpp, ops/cuda/matmul.cu: cuBLAS) ----
   // a [..., M, K], b [..., K, N] -> out contiguous [..., M, N]: out[b] = a[b] @ b[b] for every batch
   // index (batch dims already broadcast in the strides; the last two dims of a and b pass
   // matmul_operand_ok).
   void (*matmul)(const Tensor& a, const Tensor& b, const Tensor& out) = nullptr;
 
-  // ---- neural-network rows: softmax, layer_norm, attention, cross_entropy (ops/cpu/nn_kernels.cpp) ----
+  // ---- neural-network rows: softmax, layer_norm, attention, cross_entropy (ops/cpu/nn_kernels.cpp, ops/cuda/nn_kernels.cu) ----
   // x contiguous [rows, cols] -> out [rows, cols]: softmax (or log_softmax) of each row.
   void (*softmax_rows)(const Tensor& x, const Tensor& out, bool log) = nullptr;
   // x contiguous [rows, cols] -> y [rows, cols], mean [rows], rstd [rows]; weight/bias [cols] optional.
@@ -90,7 +90,7 @@ struct Kernels {
   void (*cross_entropy_backward_rows)(const Tensor& logits, const Tensor& target, const Tensor& row_scale,
                                       const Tensor& dlogits) = nullptr;
 
-  // ---- local causal attention (ops/cpu/local_attention.cpp) ----
+  // ---- local causal attention (ops/cpu/local_attention.cpp, ops/cuda/local_attention.cu) ----
   // q, k [BH, T, D], v [BH, T, Dv] contiguous -> probs [BH, T, W] (slot c holds key j = i - W + 1 + c;
   // slots before the sequence start are 0), out [BH, T, Dv].
   void (*local_attention_forward)(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window, double scale,
@@ -100,7 +100,7 @@ struct Kernels {
                                    const Tensor& g, int64_t window, double scale, const Tensor& dq,
                                    const Tensor& dk, const Tensor& dv) = nullptr;
 
-  // ---- adaptive context pooling (ops/cpu/context_pool.cpp), options already resolved ----
+  // ---- adaptive context pooling (ops/cpu/context_pool.cpp, ops/cuda/context_pool.cu), options resolved ----
   // x [B, N, d], a, b [B, N] contiguous -> y [B, N, d], coef [B, N, S] (S = context_pool1d_slots;
   // P_i(j) = g_i(j) w_j / Z_i; slot c holds j = i - reach + c; 0 outside the sequence).
   void (*context_pool1d_forward)(const Tensor& x, const Tensor& a, const Tensor& b,
@@ -110,7 +110,14 @@ struct Kernels {
                                   const ops::ContextPool1dOptions& o, const Tensor& coef, const Tensor& gy,
                                   const Tensor& gx, const Tensor& ga, const Tensor& gb) = nullptr;
 
-  // ---- indexing (ops/cpu/index.cpp) ----
+  // ---- optimizer updates (ops/cpu/optim.cpp, ops/cuda/optim.cu) ----
+  // p, grad, m, v contiguous, one shape and dtype: the AdamW update of ops::adamw_update_, in place.
+  void (*adamw_update)(const Tensor& p, const Tensor& grad, const Tensor& m, const Tensor& v,
+                       const ops::AdamWUpdate& u) = nullptr;
+  // p, grad, buf (optional) contiguous: the SGD update of ops::sgd_update_, in place.
+  void (*sgd_update)(const Tensor& p, const Tensor& grad, const Tensor& buf, const ops::SGDUpdate& u) = nullptr;
+
+  // ---- indexing (ops/cpu/index.cpp, ops/cuda/index.cu) ----
   // weight [V, D] contiguous, indices [N] contiguous -> out [N, D].
   void (*embedding)(const Tensor& weight, const Tensor& indices, const Tensor& out) = nullptr;
   // grad [N, D], indices [N] -> out [V, D] (zeroed first): out[indices[i]] += grad[i], in index order.
@@ -145,18 +152,34 @@ void add_nn_kernels(Kernels& k);
 void add_local_attention_kernels(Kernels& k);
 void add_context_pool_kernels(Kernels& k);
 void add_index_kernels(Kernels& k);
+void add_optim_kernels(Kernels& k);
 }  // namespace cpu
 namespace cuda {
 // The whole CUDA table: ops/cuda/register.cu calls each ops/cuda/<family>.cu's add_<family>_kernels;
 // in a build without the CUDA toolkit ops/cuda/none.cpp leaves the table empty.
 void add_kernels(Kernels& k);
 void add_elementwise_kernels(Kernels& k);
+void add_reduce_kernels(Kernels& k);
+void add_matmul_kernels(Kernels& k);
+void add_nn_kernels(Kernels& k);
+void add_local_attention_kernels(Kernels& k);
+void add_context_pool_kernels(Kernels& k);
+void add_index_kernels(Kernels& k);
+void add_optim_kernels(Kernels& k);
 }  // namespace cuda
 
 // ---- helpers shared by the ops and the backends (not table entries) ----
 
-// Whether the last two dims of t can go to gemm without a copy (row- or column-major with a unit
-// stride); ops/cpu/matmul.cpp.
+// How a strided rows x cols matrix can go to gemm without a copy: row-major (transposed = false) or
+// column-major (a transposed view), with its leading dimension ld; ok = false when neither has a
+// unit stride. ops/kernels.cpp.
+struct GemmLayout {
+  bool transposed = false;
+  int64_t ld = 0;
+  bool ok = false;
+};
+GemmLayout gemm_layout(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride);
+// Whether the last two dims of t can go to gemm without a copy.
 bool matmul_operand_ok(const Tensor& t);
 
 // A context_pool1d window reaches min(K, n - 1) tokens back (and forward when bidirectional); its

@@ -17,8 +17,9 @@ namespace ctxpool::ops {
 namespace {
 
 // True outside the band i - W < j <= i, as a bool [T, T] (for the dense composite formula).
-Tensor outside_band(int64_t t, int64_t window) {
-  const Tensor diff = sub(unsqueeze(arange(t, kInt64), 1), unsqueeze(arange(t, kInt64), 0));  // i - j
+Tensor outside_band(int64_t t, int64_t window, Device device) {
+  const Tensor pos = arange(t, TensorOptions(kInt64).device(device));
+  const Tensor diff = sub(unsqueeze(pos, 1), unsqueeze(pos, 0));  // i - j
   return logical_not(logical_and(ge(diff, scalar_like(0, diff)), lt(diff, scalar_like(window, diff))));
 }
 
@@ -26,7 +27,7 @@ Tensor outside_band(int64_t t, int64_t window) {
 // under create_graph, so that second derivatives work; O(T^2) memory there.
 Tensor local_probs_composite(const Tensor& q, const Tensor& k, int64_t window, double scale) {
   const Tensor s = mul(matmul(q, transpose(k, -1, -2)), scalar_like(scale, q));
-  return softmax(masked_fill(s, outside_band(q.sizes()[q.dim() - 2], window), -INFINITY), -1);
+  return softmax(masked_fill(s, outside_band(q.sizes()[q.dim() - 2], window, q.device()), -INFINITY), -1);
 }
 
 // x as the kernels read it: detached, contiguous [BH, T, last].

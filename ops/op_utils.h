@@ -37,15 +37,10 @@ inline void check_same(const char* op, const Tensor& a, const Tensor& b) {
                 " vs ", b.sizes(), " on ", b.device(), " (move one with .to(device))");
 }
 
-// For the few ops that read a tensor's data on the host (index range checks, cross_entropy's
-// targets): refuse other devices with the same message as a missing kernel, instead of crashing.
-// Everything else gets that error from kernel() in ops/kernels.h.
-inline void check_cpu(const char* op, std::initializer_list<const Tensor*> tensors) {
-  for (const Tensor* t : tensors) {
-    if (t->defined() && !t->device().is_cpu())
-      detail::fail(op, ": not implemented on ", t->device(), " yet (tensor of shape ", t->sizes(),
-                   "); move it to the CPU with .cpu()");
-  }
+// Same device (any dtypes: an index tensor and the tensor it indexes).
+inline void check_same_device(const char* op, const Tensor& a, const Tensor& b) {
+  CTXPOOL_CHECK(a.device() == b.device(), op, ": device mismatch: ", a.sizes(), " ", a.dtype(), " on ", a.device(),
+                " vs ", b.sizes(), " ", b.dtype(), " on ", b.device(), " (move one with .to(device))");
 }
 
 inline Tensor new_empty(const Shape& sizes, DType dtype, Device device) {

@@ -176,6 +176,24 @@ enum class Reduction { None, Mean, Sum };
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_index = -100,
                      Reduction reduction = Reduction::Mean);
 
+// ---- optimizer updates (ops/optim.cpp): in place, outside autograd, one fused kernel per parameter ----
+// p, grad, and the state tensors: one shape, one floating dtype, one device; p and the state contiguous.
+struct AdamWUpdate {
+  double lr = 1e-3, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0.0;
+  int64_t step = 1;  // this update's number (from 1), for the bias corrections
+};
+// AdamW (Loshchilov & Hutter): p *= 1 - lr wd; m, v <- moving averages of grad and grad^2;
+// p -= lr / (1 - beta1^step) * m / (sqrt(v / (1 - beta2^step)) + eps).
+void adamw_update_(const Tensor& p, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWUpdate& u);
+struct SGDUpdate {
+  double lr = 1e-2, momentum = 0.0, weight_decay = 0.0;
+  bool nesterov = false;
+  bool first = false;  // the momentum buffer starts as the first gradient
+};
+// SGD: g = grad + wd p; with momentum buf = momentum buf + g (buf = g the first time) and g = buf (or
+// g + momentum buf with nesterov); p -= lr g. buf is undefined when momentum is 0.
+void sgd_update_(const Tensor& p, const Tensor& grad, const Tensor& buf, const SGDUpdate& u);
+
 // ---- in-place (ops/tensor_methods.cpp, with Tensor::fill_, copy_, add_, mul_) ----
 void fill_(const Tensor& x, double value);
 void copy_(const Tensor& dst, const Tensor& src);

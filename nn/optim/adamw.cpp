@@ -1,8 +1,6 @@
 #include "nn/optim/adamw.h"
 
-#include <cmath>
-
-#include "core/parallel.h"
+#include "ops/ops.h"
 
 namespace ctxpool::nn::optim {
 
@@ -21,38 +19,21 @@ AdamW::AdamW(std::vector<ParamGroup> groups, const AdamWOptions& o) : Optimizer(
 
 void AdamW::step() {
   ++step_count_;
-  const double b1 = options_.beta1, b2 = options_.beta2;
   for_each_param([&](size_t gi, size_t i, Tensor& p, const Tensor& grad) {
-    const double t = static_cast<double>(++steps_[gi][i]);
-    const double correction1 = 1.0 - std::pow(b1, t);
-    const double correction2 = 1.0 - std::pow(b2, t);
-    const double lr = groups_[gi].lr, wd = groups_[gi].weight_decay;
     Tensor& m = exp_avg_[gi][i];
     Tensor& v = exp_avg_sq_[gi][i];
     if (!m.defined()) {
-      m = zeros(p.sizes(), p.dtype());
-      v = zeros(p.sizes(), p.dtype());
+      m = zeros_like(p);  // on the parameter's device
+      v = zeros_like(p);
     }
-    CTXPOOL_DISPATCH_FLOAT(p.dtype(), "AdamW", [&] {
-      using T = scalar_t;
-      T* w = p.data_ptr<T>();
-      const T* g = grad.data_ptr<T>();
-      T* mp = m.data_ptr<T>();
-      T* vp = v.data_ptr<T>();
-      const T decay = static_cast<T>(1.0 - lr * wd);
-      const T step_size = static_cast<T>(lr / correction1);
-      const T inv_sqrt_c2 = static_cast<T>(1.0 / std::sqrt(correction2));
-      const T tb1 = static_cast<T>(b1), tb2 = static_cast<T>(b2), teps = static_cast<T>(options_.eps);
-      parallel_for(0, p.numel(), 16384, [&](int64_t i0, int64_t i1) {
-        for (int64_t j = i0; j < i1; ++j) {
-          w[j] *= decay;
-          mp[j] = tb1 * mp[j] + (T(1) - tb1) * g[j];
-          vp[j] = tb2 * vp[j] + (T(1) - tb2) * g[j] * g[j];
-          w[j] -= step_size * mp[j] / (std::sqrt(vp[j]) * inv_sqrt_c2 + teps);
-        }
-      });
-    });
-    p.bump_version();
+    ops::AdamWUpdate u;
+    u.lr = groups_[gi].lr;
+    u.weight_decay = groups_[gi].weight_decay;
+    u.beta1 = options_.beta1;
+    u.beta2 = options_.beta2;
+    u.eps = options_.eps;
+    u.step = ++steps_[gi][i];
+    ops::adamw_update_(p, grad, m, v, u);
   });
 }
 

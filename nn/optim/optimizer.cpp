@@ -36,7 +36,7 @@ void Optimizer::load_one(const std::map<std::string, Tensor>& state, const std::
   CTXPOOL_CHECK(it->second.sizes() == param.sizes() && it->second.dtype() == param.dtype(), "optimizer: state '",
                 name, "' is ", it->second.sizes(), " ", it->second.dtype(), " but its parameter is ", param.sizes(),
                 " ", param.dtype());
-  into = it->second.contiguous().clone().detach();
+  into = it->second.to(param.device()).contiguous().clone().detach();  // checkpoints hold CPU tensors
 }
 
 double grad_norm(const std::vector<Tensor>& params) {

@@ -1,6 +1,6 @@
 #include "nn/optim/sgd.h"
 
-#include "core/parallel.h"
+#include "ops/ops.h"
 
 namespace ctxpool::nn::optim {
 
@@ -16,27 +16,15 @@ SGD::SGD(std::vector<ParamGroup> groups, const SGDOptions& o) : Optimizer(std::m
 void SGD::step() {
   ++step_count_;
   for_each_param([&](size_t gi, size_t i, Tensor& p, const Tensor& grad) {
-    const double lr = groups_[gi].lr, wd = groups_[gi].weight_decay, mu = options_.momentum;
     Tensor& buf = momentum_[gi][i];
-    const bool first = !buf.defined();
-    if (mu != 0 && first) buf = zeros(p.sizes(), p.dtype());
-    CTXPOOL_DISPATCH_FLOAT(p.dtype(), "SGD", [&] {
-      using T = scalar_t;
-      T* w = p.data_ptr<T>();
-      const T* gp = grad.data_ptr<T>();
-      T* b = mu != 0 ? buf.data_ptr<T>() : nullptr;
-      parallel_for(0, p.numel(), 16384, [&](int64_t i0, int64_t i1) {
-        for (int64_t j = i0; j < i1; ++j) {
-          T g = gp[j] + static_cast<T>(wd) * w[j];
-          if (b) {
-            b[j] = first ? g : static_cast<T>(mu) * b[j] + g;
-            g = options_.nesterov ? g + static_cast<T>(mu) * b[j] : b[j];
-          }
-          w[j] -= static_cast<T>(lr) * g;
-        }
-      });
-    });
-    p.bump_version();
+    ops::SGDUpdate u;
+    u.lr = groups_[gi].lr;
+    u.weight_decay = groups_[gi].weight_decay;
+    u.momentum = options_.momentum;
+    u.nesterov = options_.nesterov;
+    u.first = !buf.defined();
+    if (u.momentum != 0 && u.first) buf = zeros_like(p);  // on the parameter's device
+    ops::sgd_update_(p, grad, buf, u);
   });
 }
 

@@ -14,21 +14,6 @@ namespace ctxpool::cpu {
 // Reached through the kernel table only (add_matmul_kernels at the end).
 namespace {
 
-// How a strided 2-D matrix can be handed to gemm without a copy.
-struct MatrixLayout {
-  bool transposed = false;  // stored column-major (a transposed view)
-  int64_t ld = 0;           // leading dimension
-  bool ok = false;
-};
-
-MatrixLayout layout_of(int64_t rows, int64_t cols, int64_t row_stride, int64_t col_stride) {
-  if ((col_stride == 1 || cols == 1) && row_stride >= std::max<int64_t>(cols, 1))
-    return {false, row_stride, true};
-  if ((row_stride == 1 || rows == 1) && col_stride >= std::max<int64_t>(rows, 1))
-    return {true, col_stride, true};
-  return {};
-}
-
 template <typename T>
 void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
                    const T* B, int64_t ldb, T* C, int64_t ldc) {
@@ -70,8 +55,8 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   if (out.numel() == 0) return;
   if (K == 0) return kernels(kCPU).fill(out, 0.0);
 
-  const MatrixLayout la = layout_of(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
-  const MatrixLayout lb = layout_of(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
+  const GemmLayout la = gemm_layout(M, K, a.strides()[nd - 2], a.strides()[nd - 1]);
+  const GemmLayout lb = gemm_layout(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
   CTXPOOL_CHECK(la.ok && lb.ok, "matmul kernel: operands must have a unit stride in one of the "
                 "last two dims (the op makes them contiguous otherwise)");
 
@@ -109,12 +94,3 @@ void add_matmul_kernels(Kernels& k) {
 }
 
 }  // namespace ctxpool::cpu
-
-namespace ctxpool {
-
-bool matmul_operand_ok(const Tensor& t) {
-  const int64_t nd = t.dim();
-  return cpu::layout_of(t.sizes()[nd - 2], t.sizes()[nd - 1], t.strides()[nd - 2], t.strides()[nd - 1]).ok;
-}
-
-}  // namespace ctxpool

@@ -6,6 +6,13 @@ namespace ctxpool::cuda {
 
 void add_kernels(Kernels& k) {
   add_elementwise_kernels(k);
+  add_reduce_kernels(k);
+  add_matmul_kernels(k);
+  add_nn_kernels(k);
+  add_local_attention_kernels(k);
+  add_context_pool_kernels(k);
+  add_index_kernels(k);
+  add_optim_kernels(k);
 }
 
 }  // namespace ctxpool::cuda

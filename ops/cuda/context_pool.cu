@@ -1,0 +1,316 @@
+// Adaptive context pooling on CUDA: the same math and slot layout as ops/cpu/context_pool.cpp (read
+// it first; docs/contextpool.md derives the backward). Row i of coef [B, N, S] holds P_i(j) for the
+// keys j = i - R + c, c = 0..S-1 (R the reach, S the slots; 0 outside the sequence).
+//
+// One warp per row: lanes split the feature dim d, dot products reduce with a butterfly of shuffles
+// (every lane ends with the same bits). Weights, supports, Gaussians and the per-row sums are in
+// double, products and feature sums in the tensor's dtype, as on the CPU.
+//
+// The backward is deterministic and needs no scratch memory (kernels do not allocate):
+//   gx   one warp per key row j, gathering P_i(j) gy_i over the queries i that see j;
+//   gb   one warp per query row i (m_i, then ds_i), like the CPU's pass A;
+//   ga   one block per tile of key rows. da_j needs m_i = sum_k P_i(k) dP_i(k) of every query that
+//        sees j; the CPU keeps per-slot terms in a buffer, here the block recomputes m for the
+//        tile's queries (the tile plus a halo of S - 1) into shared memory, a chunk at a time.
+// Every output element is written by one warp, and every sum runs in the CPU's order (slots
+// ascending, i.e. queries i descending): no atomics, the same bits on every run.
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "cuda/check.h"
+#include "ops/cuda/launch.cuh"
+#include "ops/kernels.h"
+
+namespace ctxpool::cuda {
+
+// Reached through the kernel table only (add_context_pool_kernels at the end).
+namespace {
+
+using ops::ContextPoolMode;
+
+constexpr int kWarpSize = 32;
+constexpr int kWarps = kThreads / kWarpSize;  // warps per block
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kKeysPerWarp = 4;                  // ga: key rows per warp
+constexpr int kKeyTile = kWarps * kKeysPerWarp;  // ga: key rows per block
+constexpr int kQueryChunk = 64;                  // ga: queries whose m_i sit in shared memory at once
+
+// The options as the kernels need them (by value; reach and slots computed on the host).
+struct PoolGeom {
+  int64_t n, d, reach, slots;
+  bool learn_w, learn_s;  // w = sigmoid(a) unless uniform; s from b only in full mode
+  double s_min, s_range, s_fixed, eps;
+};
+
+PoolGeom make_geom(int64_t n, int64_t d, const ops::ContextPool1dOptions& o) {
+  PoolGeom g;
+  g.n = n;
+  g.d = d;
+  g.reach = context_pool1d_reach(n, o);
+  g.slots = context_pool1d_slots(n, o);
+  g.learn_w = o.mode != ContextPoolMode::Uniform;
+  g.learn_s = o.mode == ContextPoolMode::Full;
+  g.s_min = o.s_min;
+  g.s_range = *o.s_max - o.s_min;
+  g.s_fixed = *o.s_fixed;
+  g.eps = o.eps;
+  return g;
+}
+
+// The CPU's sigmoid, in double: no overflow of exp for either sign.
+__device__ double sigmoid(double v) {
+  if (v >= 0) return 1.0 / (1.0 + exp(-v));
+  const double e = exp(v);
+  return e / (1.0 + e);
+}
+
+template <typename T>
+__device__ double weight_of(const T* a, int64_t r, const PoolGeom& g) {
+  return g.learn_w ? sigmoid(static_cast<double>(a[r])) : 1.0;
+}
+
+template <typename T>
+__device__ double support_of(const T* b, int64_t r, const PoolGeom& g) {
+  return g.learn_s ? g.s_min + g.s_range * sigmoid(static_cast<double>(b[r])) : g.s_fixed;
+}
+
+// The sum over the warp; a butterfly, so every lane gets the same bits.
+template <typename T>
+__device__ T warp_sum(T v) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
+  return v;
+}
+
+// <p, q> over n elements, lanes striding the elements; the whole warp calls it.
+template <typename T>
+__device__ T warp_dot(const T* p, const T* q, int64_t n, int lane) {
+  T acc = 0;
+  for (int64_t e = lane; e < n; e += kWarpSize) acc += p[e] * q[e];
+  return warp_sum(acc);
+}
+
+// m_i = sum_k P_i(k) dP_i(k) with dP_i(k) = <gy_i, x_k> (the whole warp calls it; row r = b n + i).
+template <typename T>
+__device__ double row_m(const T* x, const T* coef, const T* gy, int64_t r, const PoolGeom& g, int lane) {
+  const int64_t bn = r - r % g.n, i = r % g.n;
+  const T* cr = coef + r * g.slots;
+  double m = 0;
+  for (int64_t slot = 0; slot < g.slots; ++slot) {
+    const int64_t j = i - g.reach + slot;
+    const T p = cr[slot];
+    if (j < 0 || j >= g.n || p == T(0)) continue;  // dP taken as 0 there, like the CPU
+    m += static_cast<double>(p) * static_cast<double>(warp_dot(gy + r * g.d, x + (bn + j) * g.d, g.d, lane));
+  }
+  return m;
+}
+
+// Global warp index and warp count of a grid-stride loop over rows.
+__device__ int64_t first_warp() { return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; }
+__device__ int64_t warp_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize; }
+
+// Blocks for a loop with one warp per row.
+unsigned warp_blocks(int64_t rows) { return blocks_for((rows + kWarps - 1) / kWarps * kThreads); }
+
+// Forward, one warp per query row r = b n + i: c_i(j) = g_i(j) w_j and Z_i (lanes split the slots),
+// coef = c / Z, then y_i = sum_slots P_i(j) x_j (lanes split the features).
+template <typename T>
+__global__ void forward_kernel(const T* x, const T* a, const T* b, T* y, T* coef, int64_t rows, PoolGeom g) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bn = r - r % g.n, i = r % g.n;
+    const double s = support_of(b, r, g);
+    const double inv_two_s2 = 1.0 / (2.0 * s * s);
+    // c for a slot; computed twice (for Z, then for P) rather than stored, S being unbounded.
+    auto c_of = [&](int64_t slot) {
+      const int64_t j = i - g.reach + slot;
+      if (j < 0 || j >= g.n) return 0.0;
+      const double dist = static_cast<double>(i - j);
+      return exp(-dist * dist * inv_two_s2) * weight_of(a, bn + j, g);
+    };
+    double part = 0;
+    for (int64_t slot = lane; slot < g.slots; slot += kWarpSize) part += c_of(slot);
+    const double z = warp_sum(part) + g.eps;
+    const double inv_z = z > 0 ? 1.0 / z : 0.0;  // z = 0 (eps 0, every weight underflowed): y_i = 0
+    T* cr = coef + r * g.slots;
+    for (int64_t slot = lane; slot < g.slots; slot += kWarpSize) cr[slot] = static_cast<T>(c_of(slot) * inv_z);
+    __syncwarp();  // the row of P is read back by every lane
+    for (int64_t e = lane; e < g.d; e += kWarpSize) {
+      T acc = 0;
+      for (int64_t slot = 0; slot < g.slots; ++slot) {
+        const int64_t j = i - g.reach + slot;
+        const T p = cr[slot];
+        if (j < 0 || j >= g.n || p == T(0)) continue;
+        acc += p * x[(bn + j) * g.d + e];
+      }
+      y[r * g.d + e] = acc;
+    }
+  }
+}
+
+// gx, one warp per key row r = b n + j: gx_j = sum P_i(j) gy_i over the queries i = j + R - slot.
+template <typename T>
+__global__ void backward_gx_kernel(const T* coef, const T* gy, T* gx, int64_t rows, PoolGeom g) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bn = r - r % g.n, j = r % g.n;
+    for (int64_t e = lane; e < g.d; e += kWarpSize) {
+      T acc = 0;
+      for (int64_t slot = 0; slot < g.slots; ++slot) {
+        const int64_t i = j + g.reach - slot;
+        if (i < 0 || i >= g.n) continue;
+        const T p = coef[(bn + i) * g.slots + slot];
+        if (p == T(0)) continue;
+        acc += p * gy[(bn + i) * g.d + e];
+      }
+      gx[r * g.d + e] = acc;
+    }
+  }
+}
+
+// gb, one warp per query row r = b n + i (the CPU's pass A):
+// ds_i = sum_slots (dP_i(j) - m_i) P_i(j) (i - j)^2 / s_i^3,  db_i = ds_i (s_max - s_min) sigma'(b_i).
+template <typename T>
+__global__ void backward_gb_kernel(const T* x, const T* b, const T* coef, const T* gy, T* gb, int64_t rows,
+                                   PoolGeom g) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bn = r - r % g.n, i = r % g.n;
+    const T* cr = coef + r * g.slots;
+    const double m = row_m(x, coef, gy, r, g, lane);
+    double ds_acc = 0;
+    for (int64_t slot = 0; slot < g.slots; ++slot) {
+      const int64_t j = i - g.reach + slot;
+      const T p = cr[slot];
+      const bool used = j >= 0 && j < g.n && p != T(0);
+      // dP again, the same bits as in row_m (no buffer for it)
+      const double dp = used ? static_cast<double>(warp_dot(gy + r * g.d, x + (bn + j) * g.d, g.d, lane)) : 0.0;
+      const double term = (dp - m) * static_cast<double>(p);  // dc_i(j) c_i(j); 0 outside
+      const double dist = static_cast<double>(g.reach - slot);  // i - j
+      ds_acc += term * dist * dist;
+    }
+    const double s = support_of(b, r, g);
+    const double ds = ds_acc / (s * s * s);
+    const double sb = sigmoid(static_cast<double>(b[r]));
+    if (lane == 0) gb[r] = static_cast<T>(ds * g.s_range * sb * (1.0 - sb));
+  }
+}
+
+// ga, one block per tile of kKeyTile key rows of one sequence, kKeysPerWarp rows per warp:
+// da_j = (1 - w_j) sum_i (dP_i(j) - m_i) P_i(j) over the queries i = j + R - slot that see j.
+// The tile's queries, [j0 + R - (S - 1), j0 + kKeyTile - 1 + R] clipped to the sequence, go in
+// chunks of kQueryChunk from the last down (so each key sums its queries in the CPU's order):
+// the warps first compute the chunk's m_i into shared memory, then each warp adds the chunk's
+// terms to its keys' sums (kept in registers).
+template <typename T>
+__global__ void backward_ga_kernel(const T* x, const T* a, const T* coef, const T* gy, T* ga, int64_t batch,
+                                   PoolGeom g) {
+  __shared__ double m_chunk[kQueryChunk];
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int64_t tiles = (g.n + kKeyTile - 1) / kKeyTile;
+  // Blocks stride over (sequence, tile); the bounds are the same for the whole block, so every
+  // thread reaches every __syncthreads.
+  for (int64_t blk = blockIdx.x; blk < batch * tiles; blk += gridDim.x) {
+    const int64_t bn = blk / tiles * g.n, j0 = blk % tiles * kKeyTile;
+    const int64_t q_lo = j0 + g.reach - (g.slots - 1) > 0 ? j0 + g.reach - (g.slots - 1) : 0;
+    const int64_t q_hi = j0 + kKeyTile - 1 + g.reach < g.n - 1 ? j0 + kKeyTile - 1 + g.reach : g.n - 1;
+    double acc[kKeysPerWarp];
+#pragma unroll
+    for (int k = 0; k < kKeysPerWarp; ++k) acc[k] = 0;
+    for (int64_t hi = q_hi; hi >= q_lo; hi -= kQueryChunk) {
+      const int64_t lo = hi - kQueryChunk + 1 > q_lo ? hi - kQueryChunk + 1 : q_lo;
+      for (int64_t i = lo + warp; i <= hi; i += kWarps) {
+        const double m = row_m(x, coef, gy, bn + i, g, lane);
+        if (lane == 0) m_chunk[i - lo] = m;
+      }
+      __syncthreads();
+#pragma unroll
+      for (int k = 0; k < kKeysPerWarp; ++k) {
+        const int64_t j = j0 + warp + k * kWarps;
+        if (j >= g.n) continue;
+        const int64_t i_hi = j + g.reach < hi ? j + g.reach : hi;
+        const int64_t i_lo = j + g.reach - (g.slots - 1) > lo ? j + g.reach - (g.slots - 1) : lo;
+        for (int64_t i = i_hi; i >= i_lo; --i) {  // slot = j + R - i ascending
+          const int64_t q = bn + i;
+          const T p = coef[q * g.slots + (j + g.reach - i)];
+          const double dp = p != T(0) ? static_cast<double>(warp_dot(gy + q * g.d, x + (bn + j) * g.d, g.d, lane))
+                                      : 0.0;
+          acc[k] += (dp - m_chunk[i - lo]) * static_cast<double>(p);
+        }
+      }
+      __syncthreads();  // m_chunk is overwritten by the next chunk
+    }
+#pragma unroll
+    for (int k = 0; k < kKeysPerWarp; ++k) {
+      const int64_t j = j0 + warp + k * kWarps;
+      if (j < g.n && lane == 0) ga[bn + j] = static_cast<T>(acc[k] * (1.0 - weight_of(a, bn + j, g)));
+    }
+  }
+}
+
+// Fills t (contiguous [count]) with zeros: a gradient the mode does not learn.
+template <typename T>
+__global__ void zero_kernel(T* t, int64_t count) {
+  CTXPOOL_CUDA_LOOP(r, count) t[r] = T(0);
+}
+
+// x [B, N, d], a, b [B, N] -> y [B, N, d], coef [B, N, S]
+void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
+                            const Tensor& y, const Tensor& coef) {
+  const int64_t batch = x.sizes()[0], n = x.sizes()[1], d = x.sizes()[2];
+  const int64_t rows = batch * n;
+  if (rows == 0) return;  // d = 0 still writes coef
+  set_device(x.device().index);
+  const PoolGeom g = make_geom(n, d, o);
+  CTXPOOL_DISPATCH_FLOAT(x.dtype(), "context_pool1d", [&] {
+    using T = scalar_t;
+    forward_kernel<T><<<warp_blocks(rows), kThreads, 0, current_stream()>>>(
+        data<T>(x), data<T>(a), data<T>(b), data<T>(y), data<T>(coef), rows, g);
+    check_launch("context_pool1d forward kernel");
+  });
+}
+
+// gy [B, N, d] -> gx [B, N, d], ga, gb [B, N] (each optional)
+void context_pool1d_backward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,
+                             const Tensor& coef, const Tensor& gy, const Tensor& gx, const Tensor& ga,
+                             const Tensor& gb) {
+  const int64_t batch = x.sizes()[0], n = x.sizes()[1], d = x.sizes()[2];
+  const int64_t rows = batch * n;
+  if (rows == 0) return;
+  set_device(x.device().index);
+  const PoolGeom g = make_geom(n, d, o);
+  CTXPOOL_DISPATCH_FLOAT(x.dtype(), "context_pool1d backward", [&] {
+    using T = scalar_t;
+    const cudaStream_t stream = current_stream();
+    if (gx.defined()) {
+      backward_gx_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(coef), data<T>(gy), data<T>(gx),
+                                                                       rows, g);
+      check_launch("context_pool1d backward gx kernel");
+    }
+    if (ga.defined() && g.learn_w) {
+      const int64_t tiles = batch * ((n + kKeyTile - 1) / kKeyTile);
+      backward_ga_kernel<T><<<blocks_for(tiles * kThreads), kThreads, 0, stream>>>(
+          data<T>(x), data<T>(a), data<T>(coef), data<T>(gy), data<T>(ga), batch, g);
+      check_launch("context_pool1d backward ga kernel");
+    } else if (ga.defined()) {  // uniform: w = 1 is not learned
+      zero_kernel<T><<<blocks_for(rows), kThreads, 0, stream>>>(data<T>(ga), rows);
+      check_launch("context_pool1d backward zero kernel");
+    }
+    if (gb.defined() && g.learn_s) {
+      backward_gb_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(x), data<T>(b), data<T>(coef),
+                                                                       data<T>(gy), data<T>(gb), rows, g);
+      check_launch("context_pool1d backward gb kernel");
+    } else if (gb.defined()) {  // weights_only, uniform: s = s_fixed is not learned
+      zero_kernel<T><<<blocks_for(rows), kThreads, 0, stream>>>(data<T>(gb), rows);
+      check_launch("context_pool1d backward zero kernel");
+    }
+  });
+}
+
+}  // namespace
+
+void add_context_pool_kernels(Kernels& k) {
+  k.context_pool1d_forward = context_pool1d_forward;
+  k.context_pool1d_backward = context_pool1d_backward;
+}
+
+}  // namespace ctxpool::cuda

@@ -1,0 +1,253 @@
+// Local (sliding-window) causal attention on CUDA: the same math and layout as
+// ops/cpu/local_attention.cpp (read it first). Query i sees the W keys j = i - W + 1 + c,
+// c in [0, W); probs [BH, T, W] holds 0 in the slots before the sequence start.
+//
+// One warp per row: lanes split the head dim, dot products reduce with a butterfly of shuffles
+// (every lane ends with the same bits). Products and feature sums are in the tensor's dtype, the
+// softmax normaliser and the backward's row sums in double, as on the CPU.
+//
+// The backward is deterministic and needs no scratch memory (kernels do not allocate):
+//   dq   one warp per query row: rowdot_i = sum_c P[i,c] dP[i,c], then dS[i,c] and dq_i;
+//   dv   one warp per key row j, gathering P[i,c] g_i over the queries i = j .. j + W - 1;
+//   dk   one block per tile of key rows. dk_j = sum_i dS[i,c] q_i needs rowdot_i of every query
+//        that sees j; the CPU keeps dS in a buffer, here the block recomputes rowdot for the tile's
+//        queries (the tile plus W - 1 more) into shared memory, a chunk at a time, and dS from it.
+// Every output element is written by one warp, and every sum runs in the CPU's order (slots
+// ascending for query rows, queries ascending for key rows): no atomics, the same bits every run.
+#include <cmath>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "cuda/check.h"
+#include "ops/cuda/launch.cuh"
+#include "ops/kernels.h"
+
+namespace ctxpool::cuda {
+
+// Reached through the kernel table only (add_local_attention_kernels at the end).
+namespace {
+
+constexpr int kWarpSize = 32;
+constexpr int kWarps = kThreads / kWarpSize;  // warps per block
+constexpr unsigned kFullMask = 0xffffffffu;
+constexpr int kKeysPerWarp = 4;                  // dk: key rows per warp
+constexpr int kKeyTile = kWarps * kKeysPerWarp;  // dk: key rows per block
+constexpr int kQueryChunk = 64;                  // dk: queries whose rowdot sits in shared memory at once
+
+// The sizes the kernels need (by value): sequence length, window (already min(window, T)), head dims.
+struct Band {
+  int64_t t, w, d, dv;
+};
+
+__device__ float exp_of(float v) { return expf(v); }
+__device__ double exp_of(double v) { return exp(v); }
+
+// The sum over the warp; a butterfly, so every lane gets the same bits.
+template <typename T>
+__device__ T warp_sum(T v) {
+  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
+  return v;
+}
+
+// <p, q> over n elements, lanes striding the elements; the whole warp calls it.
+template <typename T>
+__device__ T warp_dot(const T* p, const T* q, int64_t n, int lane) {
+  T acc = 0;
+  for (int64_t e = lane; e < n; e += kWarpSize) acc += p[e] * q[e];
+  return warp_sum(acc);
+}
+
+// The first slot of query i whose key j = i - W + 1 + c is in the sequence.
+__device__ int64_t first_slot(int64_t i, int64_t w) { return w - 1 - i > 0 ? w - 1 - i : 0; }
+
+// rowdot_i = sum_c P[i,c] dP[i,c] with dP[i,c] = g_i . v_j, summed in double like the CPU's sum_of
+// (the whole warp calls it; row r = b T + i).
+template <typename T>
+__device__ T row_dot(const T* v, const T* probs, const T* g, int64_t r, const Band& s, int lane) {
+  const int64_t bt = r - r % s.t, i = r % s.t;
+  double acc = 0;
+  for (int64_t c = first_slot(i, s.w); c < s.w; ++c) {
+    const T dp = warp_dot(g + r * s.dv, v + (bt + i - s.w + 1 + c) * s.dv, s.dv, lane);
+    acc += static_cast<double>(probs[r * s.w + c] * dp);
+  }
+  return static_cast<T>(acc);
+}
+
+// Global warp index and warp count of a grid-stride loop over rows.
+__device__ int64_t first_warp() { return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; }
+__device__ int64_t warp_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize; }
+
+// Blocks for a loop with one warp per row.
+unsigned warp_blocks(int64_t rows) { return blocks_for((rows + kWarps - 1) / kWarps * kThreads); }
+
+// Forward, one warp per query row r = b T + i: scores into the probs row, softmax over the valid
+// slots with the row max subtracted, then out_i = sum_c P[i,c] v_j (lanes split Dv).
+template <typename T>
+__global__ void forward_kernel(const T* q, const T* k, const T* v, T* probs, T* out, int64_t rows, Band s,
+                               T scale) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bt = r - r % s.t, i = r % s.t, first = first_slot(i, s.w);
+    T* prow = probs + r * s.w;
+    T mx = -static_cast<T>(INFINITY);
+    for (int64_t c = first; c < s.w; ++c) {
+      const T score = scale * warp_dot(q + r * s.d, k + (bt + i - s.w + 1 + c) * s.d, s.d, lane);
+      if (c % kWarpSize == lane) prow[c] = score;  // the lane that exponentiates it below
+      mx = mx < score ? score : mx;
+    }
+    __syncwarp();
+    double part = 0;
+    for (int64_t c = lane; c < s.w; c += kWarpSize) {
+      if (c < first) continue;
+      prow[c] = exp_of(prow[c] - mx);
+      part += static_cast<double>(prow[c]);
+    }
+    const T inv = static_cast<T>(1.0 / warp_sum(part));  // >= 1: the max slot gives exp(0)
+    for (int64_t c = lane; c < s.w; c += kWarpSize) prow[c] = c < first ? T(0) : prow[c] * inv;
+    __syncwarp();  // the row of P is read back by every lane
+    for (int64_t e = lane; e < s.dv; e += kWarpSize) {
+      T acc = 0;
+      for (int64_t c = first; c < s.w; ++c) acc += prow[c] * v[(bt + i - s.w + 1 + c) * s.dv + e];
+      out[r * s.dv + e] = acc;
+    }
+  }
+}
+
+// dq, one warp per query row r = b T + i:
+// dS[i,c] = scale P[i,c] (dP[i,c] - rowdot_i),  dq_i = sum_c dS[i,c] k_j.
+template <typename T>
+__global__ void backward_dq_kernel(const T* k, const T* v, const T* probs, const T* g, T* dq, int64_t rows, Band s,
+                                   T scale) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bt = r - r % s.t, i = r % s.t;
+    const T rd = row_dot(v, probs, g, r, s, lane);
+    T* dq_row = dq + r * s.d;
+    for (int64_t e = lane; e < s.d; e += kWarpSize) dq_row[e] = 0;
+    for (int64_t c = first_slot(i, s.w); c < s.w; ++c) {
+      const int64_t j = bt + i - s.w + 1 + c;
+      const T dp = warp_dot(g + r * s.dv, v + j * s.dv, s.dv, lane);  // again, the same bits as in row_dot
+      const T ds = scale * probs[r * s.w + c] * (dp - rd);
+      for (int64_t e = lane; e < s.d; e += kWarpSize) dq_row[e] += ds * k[j * s.d + e];
+    }
+  }
+}
+
+// dv, one warp per key row r = b T + j: dv_j = sum_{i = j .. j+W-1} P[i,c] g_i, c = j - i + W - 1.
+template <typename T>
+__global__ void backward_dv_kernel(const T* probs, const T* g, T* dv, int64_t rows, Band s) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bt = r - r % s.t, j = r % s.t;
+    const int64_t last = j + s.w - 1 < s.t - 1 ? j + s.w - 1 : s.t - 1;
+    for (int64_t e = lane; e < s.dv; e += kWarpSize) {
+      T acc = 0;
+      for (int64_t i = j; i <= last; ++i) acc += probs[(bt + i) * s.w + (j - i + s.w - 1)] * g[(bt + i) * s.dv + e];
+      dv[r * s.dv + e] = acc;
+    }
+  }
+}
+
+// dk, one block per tile of kKeyTile key rows of one sequence, kKeysPerWarp rows per warp:
+// dk_j = sum_{i = j .. j+W-1} dS[i,c] q_i. The tile's queries, [j0, j0 + kKeyTile - 1 + W - 1]
+// clipped to the sequence, go in chunks of kQueryChunk from the first up (the CPU's order): the
+// warps first compute the chunk's rowdot_i into shared memory, then each warp adds the chunk's
+// dS[i,c] q_i to its keys' rows of dk (each lane its own elements).
+template <typename T>
+__global__ void backward_dk_kernel(const T* q, const T* v, const T* probs, const T* g, T* dk, int64_t bh, Band s,
+                                   T scale) {
+  __shared__ T rd_chunk[kQueryChunk];
+  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
+  const int64_t tiles = (s.t + kKeyTile - 1) / kKeyTile;
+  // Blocks stride over (sequence, tile); the bounds are the same for the whole block, so every
+  // thread reaches every __syncthreads.
+  for (int64_t blk = blockIdx.x; blk < bh * tiles; blk += gridDim.x) {
+    const int64_t bt = blk / tiles * s.t, j0 = blk % tiles * kKeyTile;
+    for (int kk = 0; kk < kKeysPerWarp; ++kk) {
+      const int64_t j = j0 + warp + kk * kWarps;
+      if (j >= s.t) continue;
+      for (int64_t e = lane; e < s.d; e += kWarpSize) dk[(bt + j) * s.d + e] = 0;
+    }
+    const int64_t q_hi = j0 + kKeyTile - 1 + s.w - 1 < s.t - 1 ? j0 + kKeyTile - 1 + s.w - 1 : s.t - 1;
+    for (int64_t lo = j0; lo <= q_hi; lo += kQueryChunk) {
+      const int64_t hi = lo + kQueryChunk - 1 < q_hi ? lo + kQueryChunk - 1 : q_hi;
+      for (int64_t i = lo + warp; i <= hi; i += kWarps) {
+        const T rd = row_dot(v, probs, g, bt + i, s, lane);
+        if (lane == 0) rd_chunk[i - lo] = rd;
+      }
+      __syncthreads();
+      for (int kk = 0; kk < kKeysPerWarp; ++kk) {
+        const int64_t j = j0 + warp + kk * kWarps;
+        if (j >= s.t) continue;
+        const int64_t i_lo = j > lo ? j : lo;
+        const int64_t i_hi = j + s.w - 1 < hi ? j + s.w - 1 : hi;
+        T* dk_row = dk + (bt + j) * s.d;
+        for (int64_t i = i_lo; i <= i_hi; ++i) {
+          const int64_t row = bt + i;
+          const T dp = warp_dot(g + row * s.dv, v + (bt + j) * s.dv, s.dv, lane);
+          const T ds = scale * probs[row * s.w + (j - i + s.w - 1)] * (dp - rd_chunk[i - lo]);
+          for (int64_t e = lane; e < s.d; e += kWarpSize) dk_row[e] += ds * q[row * s.d + e];
+        }
+      }
+      __syncthreads();  // rd_chunk is overwritten by the next chunk
+    }
+  }
+}
+
+// q, k [BH, T, D], v [BH, T, Dv] -> probs [BH, T, W], out [BH, T, Dv]
+void local_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, int64_t window, double scale,
+                             const Tensor& probs, const Tensor& out) {
+  const int64_t bh = q.sizes()[0], t = q.sizes()[1];
+  const int64_t rows = bh * t;
+  if (rows == 0) return;
+  set_device(q.device().index);
+  const Band s{t, window < t ? window : t, q.sizes()[2], v.sizes()[2]};  // a longer window sees all of it
+  CTXPOOL_DISPATCH_FLOAT(q.dtype(), "local_attention", [&] {
+    using T = scalar_t;
+    forward_kernel<T><<<warp_blocks(rows), kThreads, 0, current_stream()>>>(
+        data<T>(q), data<T>(k), data<T>(v), data<T>(probs), data<T>(out), rows, s, static_cast<T>(scale));
+    check_launch("local_attention forward kernel");
+  });
+}
+
+// q, k [BH, T, D], v [BH, T, Dv], probs [BH, T, W], g [BH, T, Dv]
+//   -> dq [BH, T, D], dk [BH, T, D], dv [BH, T, Dv] (each optional)
+void local_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& probs,
+                              const Tensor& g, int64_t window, double scale, const Tensor& dq,
+                              const Tensor& dk, const Tensor& dv) {
+  const int64_t bh = q.sizes()[0], t = q.sizes()[1];
+  const int64_t rows = bh * t;
+  if (rows == 0) return;
+  set_device(q.device().index);
+  const Band s{t, window < t ? window : t, q.sizes()[2], v.sizes()[2]};
+  CTXPOOL_DISPATCH_FLOAT(q.dtype(), "local_attention backward", [&] {
+    using T = scalar_t;
+    const cudaStream_t stream = current_stream();
+    const T sc = static_cast<T>(scale);
+    if (dq.defined()) {
+      backward_dq_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(k), data<T>(v), data<T>(probs),
+                                                                       data<T>(g), data<T>(dq), rows, s, sc);
+      check_launch("local_attention backward dq kernel");
+    }
+    if (dk.defined()) {
+      const int64_t tiles = bh * ((t + kKeyTile - 1) / kKeyTile);
+      backward_dk_kernel<T><<<blocks_for(tiles * kThreads), kThreads, 0, stream>>>(
+          data<T>(q), data<T>(v), data<T>(probs), data<T>(g), data<T>(dk), bh, s, sc);
+      check_launch("local_attention backward dk kernel");
+    }
+    if (dv.defined()) {
+      backward_dv_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(probs), data<T>(g), data<T>(dv),
+                                                                       rows, s);
+      check_launch("local_attention backward dv kernel");
+    }
+  });
+}
+
+}  // namespace
+
+void add_local_attention_kernels(Kernels& k) {
+  k.local_attention_forward = local_attention_forward;
+  k.local_attention_backward = local_attention_backward;
+}
+
+}  // namespace ctxpool::cuda

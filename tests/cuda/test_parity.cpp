@@ -1,0 +1,227 @@
+// CPU / CUDA parity, one table: each case builds its inputs on the CPU, runs forward and backward on
+// the CPU and on cuda:0 (the same inputs, copied), and compares the output and every input gradient
+// with |gpu - cpu| <= atol + rtol |cpu|. One ctest entry per case (Parity/Case.Matches/<name>).
+// Without a GPU every case is skipped; a case whose op has no CUDA kernel yet is skipped saying so,
+// so the skip list is the to-do list.
+#include <cmath>
+#include <functional>
+
+#include "cuda/cuda_api.h"
+#include "helpers/test_utils.h"
+
+using namespace ctxpool;
+using namespace ctxpool::testing;
+
+namespace {
+
+using Inputs = std::vector<Tensor>;
+
+struct ParityCase {
+  std::string name;
+  std::function<Inputs()> make;                 // CPU inputs; floating ones that need grads require grad
+  std::function<Tensor(const Inputs&)> run;     // the op(s) under test
+  double rtol = 1e-5, atol = 1e-6;              // float32, STYLE.md
+};
+
+// gtest prints a case by its name (not its bytes).
+void PrintTo(const ParityCase& pc, std::ostream* os) { *os << pc.name; }
+
+// float32 inputs, seeded per case so the CPU and GPU runs see the same numbers.
+Tensor f32(const Shape& s) { return randn(s, TensorOptions(kFloat32).requires_grad(true)); }
+// Uniform in [0.5, 1.5): away from the poles of log, rsqrt and division.
+Tensor positive(const Shape& s) {
+  return ops::add(rand(s, kFloat32), scalar_tensor(0.5, kFloat32)).requires_grad_(true);
+}
+// int64 uniform in [0, n).
+Tensor indices(const Shape& s, int64_t n) {
+  return ops::clamp(ops::mul(rand(s, kFloat64), scalar_tensor(double(n), kFloat64)), 0, n - 0.5).to(kInt64);
+}
+
+std::vector<ParityCase> cases() {
+  using namespace ctxpool::ops;
+  std::vector<ParityCase> c;
+  auto add_case = [&](std::string name, std::function<Inputs()> make, std::function<Tensor(const Inputs&)> run,
+                 double rtol = 1e-5, double atol = 1e-6) {
+    c.push_back({std::move(name), std::move(make), std::move(run), rtol, atol});
+  };
+  auto two = [](Shape a, Shape b) { return [a, b] { return Inputs{f32(a), f32(b)}; }; };
+  auto one = [](Shape a) { return [a] { return Inputs{f32(a)}; }; };
+
+  // ---- elementwise, with broadcasting and views ----
+  add_case("add_broadcast", two({4, 1, 5}, {3, 5}), [](const Inputs& x) { return add(x[0], x[1]); });
+  add_case("sub", two({3, 5}, {3, 5}), [](const Inputs& x) { return sub(x[0], x[1]); });
+  add_case("mul_transposed", two({5, 3}, {3, 5}), [](const Inputs& x) { return mul(transpose(x[0], 0, 1), x[1]); });
+  add_case("div", [] { return Inputs{f32({4, 6}), positive({6})}; }, [](const Inputs& x) { return div(x[0], x[1]); });
+  add_case("pow", [] { return Inputs{positive({7}), f32({7})}; }, [](const Inputs& x) { return pow(x[0], x[1]); });
+  add_case("maximum_minimum", two({6}, {6}), [](const Inputs& x) { return add(maximum(x[0], x[1]), minimum(x[0], x[1])); });
+  add_case("unary_chain", one({33}), [](const Inputs& x) {
+    return add(add(tanh(x[0]), sigmoid(x[0])), add(relu(x[0]), add(abs(x[0]), neg(exp(x[0])))));
+  });
+  add_case("log_sqrt_rsqrt", [] { return Inputs{positive({40})}; },
+      [](const Inputs& x) { return add(log(x[0]), add(sqrt(x[0]), rsqrt(x[0]))); });
+  add_case("gelu_erf", one({50}), [](const Inputs& x) { return gelu(x[0]); });
+  add_case("gelu_tanh", one({50}), [](const Inputs& x) { return gelu(x[0], "tanh"); });
+  add_case("clamp", one({30}), [](const Inputs& x) { return clamp(x[0], -0.5, 0.7); });
+  add_case("where_compare", two({4, 5}, {5}), [](const Inputs& x) { return where(gt(x[0], x[1]), x[0], mul(x[1], x[1])); });
+  add_case("masked_fill", one({3, 4}), [](const Inputs& x) { return masked_fill(x[0], lt(x[0], scalar_like(0, x[0])), 2.0); });
+  add_case("to_float64_and_back", one({3, 4}), [](const Inputs& x) { return mul(x[0].to(kFloat64), x[0].to(kFloat64)).to(kFloat32); });
+  add_case("contiguous_of_permute", one({2, 3, 4}), [](const Inputs& x) { return contiguous(permute(x[0], {2, 0, 1})); });
+  add_case("cat_slice", two({2, 3}, {4, 3}), [](const Inputs& x) { return cat({x[0], slice(x[1], 0, 1, 4, 2)}, 0); });
+  add_case("expand_sum", one({3, 1}), [](const Inputs& x) { return sum(expand(x[0], {3, 4}), {0}); });
+
+  // ---- reductions ----
+  add_case("sum_all", one({17, 9}), [](const Inputs& x) { return sum(x[0]); });
+  add_case("sum_dims_keepdim", one({4, 5, 6}), [](const Inputs& x) { return sum(x[0], {0, 2}, true); });
+  add_case("mean_var", one({6, 7}), [](const Inputs& x) { return add(mean(x[0], {1}), var(x[0], {1})); });
+  add_case("max_min_dim", one({5, 8}), [](const Inputs& x) {
+    return add(max(x[0], 1).first, min(x[0], 0).first.sum());
+  });
+  add_case("argmax", one({5, 8}), [](const Inputs& x) { return argmax(x[0], 1).to(kFloat32); });
+
+  // ---- matmul (cuBLAS: float32 results differ from BLAS in the last bits) ----
+  add_case("matmul_2d", two({7, 5}, {5, 3}), [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-5, 1e-5);
+  add_case("matmul_batched_broadcast", two({2, 1, 3, 4}, {5, 4, 6}), [](const Inputs& x) { return matmul(x[0], x[1]); },
+      1e-5, 1e-5);
+  add_case("matmul_transposed_operands", two({4, 3}, {5, 4}),
+      [](const Inputs& x) { return matmul(transpose(x[0], 0, 1), transpose(x[1], 0, 1)); }, 1e-5, 1e-5);
+  add_case("matmul_vector", two({6}, {6, 2}), [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-5, 1e-5);
+
+  // ---- neural-network functions ----
+  add_case("softmax", one({6, 10}), [](const Inputs& x) { return softmax(x[0], -1); });
+  add_case("log_softmax_dim0", one({6, 10}), [](const Inputs& x) { return log_softmax(x[0], 0); });
+  add_case("layer_norm_affine", [] { return Inputs{f32({4, 3, 16}), f32({16}), f32({16})}; },
+      [](const Inputs& x) { return layer_norm(x[0], {16}, x[1], x[2]); });
+  add_case("layer_norm_plain", one({5, 32}), [](const Inputs& x) { return layer_norm(x[0], {32}); });
+  add_case("cross_entropy_ignore", [] {
+        Tensor t = indices({12}, 7);
+        t = where(eq(t, scalar_like(3, t)), scalar_like(-100, t), t);  // some rows ignored
+        return Inputs{f32({12, 7}), t};
+      },
+      [](const Inputs& x) { return cross_entropy(x[0], x[1]); });
+  add_case("cross_entropy_sum", [] { return Inputs{f32({9, 5}), indices({9}, 5)}; },
+      [](const Inputs& x) { return cross_entropy(x[0], x[1], -100, Reduction::Sum); });
+  add_case("embedding", [] { return Inputs{f32({11, 6}), indices({4, 5}, 11)}; },
+      [](const Inputs& x) { return embedding(x[0], x[1]); });
+  add_case("gather_scatter_add", [] { return Inputs{f32({4, 6}), indices({4, 3}, 6), f32({4, 3})}; },
+      [](const Inputs& x) { return add(sum(gather(x[0], 1, x[1])), scatter_add(x[0], 1, x[1], x[2])); });
+  add_case("dropout", one({64}), [](const Inputs& x) {
+    manual_seed(7);  // the mask comes from the same seeded stream on both devices
+    return dropout(x[0], 0.3);
+  });
+
+  // ---- attention and the ContextPool family ----
+  add_case("attention_causal", [] { return Inputs{f32({2, 3, 9, 8}), f32({2, 3, 9, 8}), f32({2, 3, 9, 4})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-5);
+  add_case("attention_full", [] { return Inputs{f32({2, 5, 8}), f32({2, 7, 8}), f32({2, 7, 8})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }, 1e-5, 1e-5);
+  add_case("local_attention", [] { return Inputs{f32({2, 2, 12, 8}), f32({2, 2, 12, 8}), f32({2, 2, 12, 4})}; },
+      [](const Inputs& x) { return local_attention(x[0], x[1], x[2], 4); }, 1e-5, 1e-5);
+  for (auto [mode, causal] : {std::pair{ContextPoolMode::Full, true}, std::pair{ContextPoolMode::Full, false},
+                              std::pair{ContextPoolMode::WeightsOnly, true}, std::pair{ContextPoolMode::Uniform, false}}) {
+    ContextPool1dOptions o;
+    o.window = 5;
+    o.causal = causal;
+    o.mode = mode;
+    add_case(std::string("context_pool1d_") + to_string(mode) + (causal ? "_causal" : "_bidirectional"),
+        [] { return Inputs{f32({2, 13, 6}), f32({2, 13}), f32({2, 13})}; },
+        [o](const Inputs& x) { return context_pool1d(x[0], x[1], x[2], o); }, 1e-5, 1e-5);
+  }
+  {
+    ContextPool1dOptions wide;  // K >= N: the window covers the whole sequence
+    wide.window = 20;
+    add_case("context_pool1d_window_beyond_sequence", [] { return Inputs{f32({1, 7, 3}), f32({1, 7}), f32({1, 7})}; },
+        [wide](const Inputs& x) { return context_pool1d(x[0], x[1], x[2], wide); }, 1e-5, 1e-5);
+    add_case("context_pool1d_one_token", [] { return Inputs{f32({3, 1, 4}), f32({3, 1}), f32({3, 1})}; },
+        [](const Inputs& x) { return context_pool1d(x[0], x[1], x[2]); }, 1e-5, 1e-5);
+    add_case("context_pool1d_float64", [] {
+          return Inputs{param({2, 9, 5}), param({2, 9}), param({2, 9})};
+        },
+        [](const Inputs& x) { return context_pool1d(x[0], x[1], x[2]); }, 1e-12, 1e-12);
+  }
+  add_case("local_attention_window_beyond_sequence",
+      [] { return Inputs{f32({2, 6, 8}), f32({2, 6, 8}), f32({2, 6, 8})}; },
+      [](const Inputs& x) { return local_attention(x[0], x[1], x[2], 16); }, 1e-5, 1e-5);
+  add_case("local_attention_float64", [] { return Inputs{param({2, 10, 4}), param({2, 10, 4}), param({2, 10, 3})}; },
+      [](const Inputs& x) { return local_attention(x[0], x[1], x[2], 3); }, 1e-12, 1e-12);
+  add_case("matmul_float64", [] { return Inputs{param({3, 4, 5}), param({5, 2})}; },
+      [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-12, 1e-12);
+  add_case("layer_norm_float64", [] { return Inputs{param({6, 8}), param({8}), param({8})}; },
+      [](const Inputs& x) { return layer_norm(x[0], {8}, x[1], x[2]); }, 1e-12, 1e-12);
+  add_case("conv1d_causal_dilated", [] { return Inputs{f32({2, 3, 10}), f32({4, 3, 3}), f32({4})}; },
+      [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 4, 0, 2); }, 1e-5, 1e-5);
+  return c;
+}
+
+// The case's inputs on `device`, as fresh leaves (same values, same requires_grad).
+Inputs copy_to(const Inputs& inputs, Device device) {
+  Inputs out;
+  for (const Tensor& t : inputs) {
+    Tensor d = t.detach().to(device);
+    if (t.requires_grad()) d.requires_grad_(true);
+    out.push_back(d);
+  }
+  return out;
+}
+
+struct Result {
+  Tensor out;
+  std::vector<Tensor> grads;  // undefined where the input has none
+};
+
+// Forward, then backward of sum(out * w) with a fixed random w (so every output element matters).
+Result forward_backward(const ParityCase& pc, const Inputs& inputs, const Tensor& w_cpu) {
+  Result r;
+  r.out = pc.run(inputs);
+  if (is_floating(r.out.dtype()) && r.out.requires_grad()) {
+    ops::sum(ops::mul(r.out, w_cpu.to(r.out.device()))).backward();
+  }
+  for (const Tensor& t : inputs) r.grads.push_back(t.requires_grad() ? t.grad() : Tensor());
+  return r;
+}
+
+void expect_close(const Tensor& gpu, const Tensor& cpu, double rtol, double atol, const std::string& what) {
+  ASSERT_EQ(gpu.defined(), cpu.defined()) << what;
+  if (!cpu.defined()) return;
+  ASSERT_TRUE(gpu.is_cuda()) << what << " came back on " << gpu.device();
+  ASSERT_EQ(gpu.sizes(), cpu.sizes()) << what;
+  const auto g = gpu.cpu().contiguous().to_vector<double>();
+  const auto c = cpu.contiguous().to_vector<double>();
+  int reported = 0;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const bool both_nan = std::isnan(c[i]) && std::isnan(g[i]);
+    if (both_nan || std::abs(g[i] - c[i]) <= atol + rtol * std::abs(c[i])) continue;
+    ADD_FAILURE() << what << "[" << i << "]: cuda " << g[i] << " vs cpu " << c[i];
+    if (++reported == 5) return;
+  }
+}
+
+class Parity : public ::testing::TestWithParam<ParityCase> {};
+
+TEST_P(Parity, Matches) {
+  const ParityCase& pc = GetParam();
+  if (!ops::cuda_is_available()) GTEST_SKIP() << "no CUDA device: " << cuda::device_description(0);
+  manual_seed(1234);
+  const Inputs cpu_inputs = pc.make();
+  manual_seed(99);
+  const Tensor probe = pc.run(copy_to(cpu_inputs, kCPU));
+  manual_seed(99);
+  const Tensor w = randn(probe.sizes(), probe.dtype() == kFloat64 ? kFloat64 : kFloat32);
+
+  const Result cpu = forward_backward(pc, copy_to(cpu_inputs, kCPU), w);
+  Result gpu;
+  try {
+    gpu = forward_backward(pc, copy_to(cpu_inputs, cuda_device()), w);
+  } catch (const Error& e) {
+    if (std::string(e.what()).find("not implemented on cuda") != std::string::npos)
+      GTEST_SKIP() << "no CUDA kernel yet: " << e.what();
+    throw;
+  }
+  expect_close(gpu.out, cpu.out, pc.rtol, pc.atol, pc.name + " output");
+  for (size_t i = 0; i < cpu.grads.size(); ++i)
+    expect_close(gpu.grads[i], cpu.grads[i], pc.rtol, pc.atol, pc.name + " grad of input " + std::to_string(i));
+}
+
+INSTANTIATE_TEST_SUITE_P(Case, Parity, ::testing::ValuesIn(cases()),
+                         [](const ::testing::TestParamInfo<ParityCase>& info) { return info.param.name; });
+
+}  // namespace
