@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Everything that needs a GPU, in one run of under 8 minutes on one H200: build with CUDA, run the
+# CUDA tests (parity with the CPU, training, allocator), then time LM training against the same model
+# in PyTorch on the same GPU and print a table (tokens/s, ratio, TFLOP/s, peak memory).
+#
+# The GPU machine has nvcc, CMake, ninja and python3 with PyTorch, but not Debian's GoogleTest or
+# nlohmann-json: run scripts/vendor_deps.sh here first and carry third_party/ there. With the
+# workplace's device tool:  run(command="bash scripts/gpu_check.sh", carry=["third_party"])
+# Output: runs/gpu_check/ (or $OUT): the log, test results (JSON), speed.jsonl and table.md.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-runs/gpu_check}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/gpu_check.log") 2>&1
+step() { echo; echo "==> [$(date +%T)] $*"; }
+status=0
+
+step "device"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || { echo "no GPU"; exit 1; }
+nvcc --version | tail -1
+
+# cuBLAS from the toolkit, else from NVIDIA's pip package; cuDNN (for conv2d, later) from its pip package.
+extra=()
+if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
+  lib=$(python3 -c "import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], 'lib'))" 2>/dev/null)
+  if [ -n "$lib" ]; then
+    so=$(ls "$lib"/libcublas.so* | head -1)
+    extra+=(-DCUDA_cublas_LIBRARY="$so")
+    export LD_LIBRARY_PATH="$lib:${LD_LIBRARY_PATH:-}"
+    echo "cuBLAS from pip: $so"
+  fi
+fi
+python3 -c "import nvidia.cudnn, os; print('cuDNN (pip):', list(nvidia.cudnn.__path__)[0])" 2>/dev/null || echo "cuDNN: pip package not found"
+
+step "build (build-gpu/, sm_90)"
+[ -f third_party/nlohmann/json.hpp ] || echo "note: third_party/ missing (scripts/vendor_deps.sh); relying on system packages"
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DCTXPOOL_BLAS=OFF \
+  -DCTXPOOL_DEPS_DIR=third_party -DCMAKE_POLICY_VERSION_MINIMUM=3.5 -DCTXPOOL_BUILD_EXAMPLES=OFF "${extra[@]}" \
+  > "$OUT/configure.log" 2>&1 || { tail -30 "$OUT/configure.log"; exit 1; }
+grep "ctxpool:" "$OUT/configure.log"
+timeout 300 cmake --build build-gpu -j"$(nproc)" --target test_cuda lm_speed > "$OUT/build.log" 2>&1 \
+  || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
+echo "built"
+
+step "tests/cuda (parity, training, allocator, devices)"
+timeout 240 build-gpu/tests/test_cuda --gtest_output=json:"$OUT/test_cuda.json" > "$OUT/test_cuda.log" 2>&1 || status=1
+grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran" "$OUT/test_cuda.log" | sort | uniq -c | sort -rn | head -60
+grep -B3 -A12 "Failure" "$OUT/test_cuda.log" | head -120
+
+step "LM training speed: ctxpool against PyTorch, float32, TF32 off"
+: > "$OUT/speed.jsonl"
+configs=("base:--layers 4 --d-model 128 --heads 4 --context 128 --batch 32"
+         "large:--layers 12 --d-model 512 --heads 8 --context 512 --batch 16")
+for entry in "${configs[@]}"; do
+  name=${entry%%:*}; args=${entry#*:}
+  for run in ctxpool explicit sdpa; do
+    if [ $run = ctxpool ]; then
+      line=$(timeout 120 build-gpu/bench/lm_speed --device cuda $args --steps 30 --warmup 5 2>&1 | tail -1)
+    else
+      line=$(timeout 120 python3 bench/reference/lm_speed.py --device cuda --attention $run $args --steps 30 --warmup 5 2>&1 | tail -1)
+    fi
+    echo "$name $run: $line"
+    python3 -c "import json,sys; d=json.loads(sys.argv[1]); d['config']='$name'; print(json.dumps(d))" "$line" \
+      >> "$OUT/speed.jsonl" 2>/dev/null || status=1
+  done
+done
+
+step "table"
+python3 - "$OUT/speed.jsonl" <<'PY' | tee "$OUT/table.md"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("| model | framework | tokens/s | ms/step | vs PyTorch sdpa | vs PyTorch explicit | TFLOP/s | peak MiB |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for r in rows:
+    ref = {x["framework"]: x["tokens_per_s"] for x in rows if x["config"] == r["config"]}
+    ratio = lambda k: f"{r['tokens_per_s'] / ref[k]:.2f}" if k in ref else "-"
+    model = f"{r['config']}: L={r['layers']} d={r['d_model']} T={r['context']} B={r['batch']}"
+    print(f"| {model} | {r['framework']} | {r['tokens_per_s']:.0f} | {r['ms_per_step']:.1f} | {ratio('pytorch-sdpa')} "
+          f"| {ratio('pytorch-explicit')} | {r['tflops']:.2f} | {r.get('peak_mib', float('nan')):.0f} |")
+PY
+step "done (status $status)"
+exit $status
