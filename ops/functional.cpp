@@ -156,7 +156,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   cross_entropy_rows(logits.detach().contiguous(), tgt, ignore_index, losses);
 
   Tensor out;
-  double scale = 1.0;
+  double scale = 1.0;  // of each counted row's gradient
   {
     autograd::NoGradGuard no_grad;
     if (reduction == Reduction::None) {
@@ -164,8 +164,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     } else {
       out = sum(losses);
       if (reduction == Reduction::Mean) {
-        scale = 1.0 / count;  // NaN for an all-ignored batch, as in PyTorch
-        out = mul(out, scalar_like(scale, out));
+        // An all-ignored batch (a fully padded one): the loss is 0 / 0 = NaN, as in PyTorch, but the
+        // gradient is 0 (no row counts), so that such a batch cannot put NaN into the parameters.
+        out = mul(out, scalar_like(1.0 / count, out));
+        scale = count > 0 ? 1.0 / count : 0.0;
       }
     }
   }

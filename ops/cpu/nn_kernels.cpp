@@ -134,7 +134,11 @@ void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, 
 void layer_norm_backward_rows(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
                               const Tensor& g, const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
   const int64_t rows = mean.numel();
-  const int64_t cols = rows ? x.numel() / rows : 0;
+  // With 0 rows, x.numel() / rows says nothing: the parameter gradients still have their columns, and
+  // they must be written (zeros), not left as the allocator gave them.
+  const int64_t cols = dweight.defined() ? dweight.numel()
+                       : dbias.defined() ? dbias.numel()
+                                         : (rows ? x.numel() / rows : 0);
   constexpr int64_t kBlock = 64;  // rows per partial column sum
   const int64_t blocks = (rows + kBlock - 1) / kBlock;
   const bool need_params = dweight.defined() || dbias.defined();

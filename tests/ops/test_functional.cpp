@@ -107,3 +107,32 @@ TEST(FunctionalGrad, SecondOrder) {
   Tensor target = tensor({1.0, 0.0}, {2}, kInt64);
   EXPECT_GRADGRADCHECK([target](const V& in) { return ops::cross_entropy(in[0], target); }, V{param({2, 3})});
 }
+
+// A fully padded batch: the mean loss is NaN (0 / 0, as in PyTorch), its gradient 0, not NaN.
+TEST(CrossEntropy, AllIgnoredGivesZeroGradient) {
+  Tensor logits = randn({3, 4}, TensorOptions(kFloat64).requires_grad(true));
+  const Tensor target = tensor({-100.0, -100.0, -100.0}, {3}, kInt64);
+  const Tensor loss = ops::cross_entropy(logits, target);
+  EXPECT_TRUE(std::isnan(loss.item()));
+  loss.backward();
+  expect_values(logits.grad(), std::vector<double>(12, 0.0), 0.0);
+  // Sum reduction and the no-grad-mode path agree: nothing counted, nothing moves.
+  Tensor l2 = randn({2, 4}, TensorOptions(kFloat32).requires_grad(true));
+  ops::cross_entropy(l2, tensor({-1.0, -1.0}, {2}, kInt64), -1, ops::Reduction::Sum).backward();
+  expect_values(l2.grad(), std::vector<double>(8, 0.0), 0.0);
+}
+
+// Zero rows: the parameter gradients are zeros (they were left as the allocator gave them).
+TEST(LayerNorm, ZeroRowsGiveZeroParameterGradients) {
+  for (const Shape& shape : {Shape{0, 8}, Shape{2, 0, 8}}) {
+    // Fill the allocator's memory with NaN first, so an unwritten output shows.
+    { Tensor junk = full({64}, NAN, kFloat64); }
+    Tensor x = zeros(shape, TensorOptions(kFloat64).requires_grad(true));
+    Tensor w = ones({8}, TensorOptions(kFloat64).requires_grad(true));
+    Tensor b = zeros({8}, TensorOptions(kFloat64).requires_grad(true));
+    ops::sum(ops::layer_norm(x, {8}, w, b)).backward();
+    expect_values(w.grad(), std::vector<double>(8, 0.0), 0.0);
+    expect_values(b.grad(), std::vector<double>(8, 0.0), 0.0);
+    EXPECT_EQ(x.grad().sizes(), shape);
+  }
+}
