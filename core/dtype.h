@@ -3,8 +3,15 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <type_traits>
 
 #include "core/error.h"
+
+#ifdef __CUDACC__
+#define CTXPOOL_HOST_DEVICE __host__ __device__
+#else
+#define CTXPOOL_HOST_DEVICE
+#endif
 
 namespace ctxpool {
 
@@ -45,6 +52,17 @@ template <> struct dtype_of<float> { static constexpr DType value = DType::Float
 template <> struct dtype_of<double> { static constexpr DType value = DType::Float64; };
 template <> struct dtype_of<int64_t> { static constexpr DType value = DType::Int64; };
 template <> struct dtype_of<bool> { static constexpr DType value = DType::Bool; };
+
+// v as a D, the conversion every backend's copy and fill use: to bool (stored as uint8_t, the only
+// one-byte dtype) means v != 0, as in PyTorch (so 0.5, -1 and NaN are true), never a truncating cast.
+template <typename D, typename S>
+CTXPOOL_HOST_DEVICE inline D convert_to(S v) {
+  if constexpr (std::is_same_v<D, uint8_t>) {
+    return static_cast<uint8_t>(v != S(0));
+  } else {
+    return static_cast<D>(v);
+  }
+}
 
 }  // namespace ctxpool
 

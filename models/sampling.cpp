@@ -12,12 +12,14 @@ std::vector<int64_t> sample(nn::Module& model, std::vector<int64_t> ids, const S
   CTXPOOL_CHECK(o.temperature > 0, "sample: temperature must be positive, got ", o.temperature);
   CTXPOOL_CHECK(!ids.empty(), "sample: the prompt must have at least one token");
   NoGradGuard no_grad;
+  const std::vector<Tensor> params = model.parameters();
+  const Device device = params.empty() ? kCPU : params[0].device();  // the prompt goes where the model is
   const bool was_training = model.is_training();
   model.eval();
   for (int64_t step = 0; step < o.length; ++step) {
     const int64_t t = std::min<int64_t>(static_cast<int64_t>(ids.size()), o.context);
     const std::vector<int64_t> window(ids.end() - t, ids.end());
-    const Tensor logits = model.forward(from_vector(window, {1, t}, kInt64));
+    const Tensor logits = model.forward(from_vector(window, {1, t}, kInt64).to(device));
     std::vector<double> z = logits.select(1, t - 1).reshape({-1}).to_vector<double>();
     const int64_t v = static_cast<int64_t>(z.size());
     for (double& x : z) x /= o.temperature;

@@ -40,15 +40,16 @@ void Optimizer::load_one(const std::map<std::string, Tensor>& state, const std::
 }
 
 double grad_norm(const std::vector<Tensor>& params) {
-  double total = 0;
+  NoGradGuard no_grad;
+  Tensor total;  // summed where the gradients live, read once (one wait for a device, not one per parameter)
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    NoGradGuard no_grad;
     const Tensor g64 = g.to(kFloat64);
-    total += ops::sum(ops::mul(g64, g64)).item();
+    const Tensor sq = ops::sum(ops::mul(g64, g64));
+    total = total.defined() ? ops::add(total, sq) : sq;
   }
-  return std::sqrt(total);
+  return total.defined() ? std::sqrt(total.item()) : 0.0;
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {

@@ -129,7 +129,7 @@ struct ClampFn {
 template <typename D>
 struct ConvertFn {
   template <typename S>
-  __device__ D operator()(S v) const { return static_cast<D>(v); }
+  __device__ D operator()(S v) const { return convert_to<D>(v); }
 };
 
 // Arithmetic returns T; comparisons and LogicalAnd return bool as uint8_t.
@@ -321,7 +321,7 @@ void fill(const Tensor& dst, double value) {
   const StridedOffsets<1> s = merged_offsets<1>("fill", dst.sizes(), {dst.strides()});
   CTXPOOL_DISPATCH_ALL(dst.dtype(), "fill", [&] {
     using T = scalar_t;
-    fill_kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(s, n, data<T>(dst), static_cast<T>(value));
+    fill_kernel<<<blocks_for(n), kThreads, 0, current_stream()>>>(s, n, data<T>(dst), convert_to<T>(value));
   });
   check_launch("fill");
 }

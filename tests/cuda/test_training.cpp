@@ -161,3 +161,24 @@ TEST(Devices, ModuleToKeepsTheLayersHandles) {
   layer.to(kCPU);
   expect_values(w, std::vector<double>(6, 0.0));
 }
+
+// Conversions every backend shares (core/dtype.h convert_to): to bool means != 0, as in PyTorch.
+TEST(Devices, ToBoolMeansNonZeroOnEveryDevice) {
+  const Tensor x = tensor({0.5, -1.0, NAN, 0.0, 2.0}, {5}, kFloat32);
+  expect_values(x.to(kBool).to(kFloat32), {1, 1, 1, 0, 1});
+  Tensor flag = zeros({2}, kBool);
+  flag.fill_(-1.0);
+  expect_values(flag.to(kFloat32), {1, 1});
+  if (!ops::cuda_is_available()) return;
+  expect_values(x.to(cuda_device()).to(kBool).cpu().to(kFloat32), {1, 1, 1, 0, 1});
+}
+
+// Views leave the GPU whole, and a gradient that comes back as a broadcast view crosses too.
+TEST(CudaDevices, ViewsAndBroadcastGradientsCrossDevices) {
+  if (!ops::cuda_is_available()) GTEST_SKIP() << "no CUDA device";
+  const Tensor h = arange(6, kFloat32).reshape({2, 3});
+  expect_values(h.to(cuda_device()).transpose(0, 1).cpu(), {0, 3, 1, 4, 2, 5});
+  Tensor x = param({3});
+  ops::sum(x.to(cuda_device())).backward();  // sum's backward is an expanded (stride 0) CUDA tensor
+  expect_values(x.grad(), {1, 1, 1});
+}
