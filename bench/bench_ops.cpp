@@ -49,6 +49,10 @@ int main(int argc, char** argv) {
   Tensor q = leaf({32, 4, 128, 32}), k = leaf({32, 4, 128, 32});
   Tensor logits = leaf({N, V});
   Tensor target = ops::argmax(randn({N, V}), 1);
+  // Small ConvNet / ViT shapes: a middle 3x3 layer, a first layer on RGB images, a patch embedding.
+  Tensor conv_x = leaf({32, 64, 16, 16}), conv_w = leaf({64, 64, 3, 3}), conv_b = leaf({64});
+  Tensor rgb = randn({32, 3, 28, 28}), rgb_w = leaf({32, 3, 3, 3}), rgb_b = leaf({32});
+  Tensor gray = randn({32, 1, 28, 28}), patch_w = leaf({64, 1, 4, 4}), patch_b = leaf({64});
 
   std::vector<Case> cases = {
       {"matmul 512x512x512 fwd", [&] { NoGradGuard g; ops::matmul(a512, b512); }},
@@ -60,6 +64,14 @@ int main(int argc, char** argv) {
       {"layer_norm [4096,128] fwd+bwd", [&] { ops::layer_norm(x, {D}, ln_w, ln_b).mul(x).sum().backward(); }},
       {"cross_entropy [4096,65] fwd+bwd", [&] { ops::cross_entropy(logits, target).backward(); }},
       {"sum [4096,512] fwd", [&] { NoGradGuard g; ops::sum(hid, {1}); }},
+      {"conv2d [32,64,16,16] 3x3 pad 1 fwd", [&] { NoGradGuard g; ops::conv2d(conv_x, conv_w, conv_b, {1, 1}, {1, 1}); }},
+      {"conv2d [32,64,16,16] 3x3 pad 1 fwd+bwd",
+       [&] { ops::conv2d(conv_x, conv_w, conv_b, {1, 1}, {1, 1}).sum().backward(); }},
+      {"conv2d [32,3,28,28] 3x3 pad 1 fwd", [&] { NoGradGuard g; ops::conv2d(rgb, rgb_w, rgb_b, {1, 1}, {1, 1}); }},
+      {"conv2d [32,3,28,28] 3x3 pad 1 fwd+bwd", [&] { ops::conv2d(rgb, rgb_w, rgb_b, {1, 1}, {1, 1}).sum().backward(); }},
+      {"conv2d patches [32,1,28,28] 4x4 stride 4 fwd", [&] { NoGradGuard g; ops::conv2d(gray, patch_w, patch_b, {4, 4}); }},
+      {"conv2d patches [32,1,28,28] 4x4 stride 4 fwd+bwd",
+       [&] { ops::conv2d(gray, patch_w, patch_b, {4, 4}).sum().backward(); }},
   };
   std::printf("# ctxpool ops, %d threads\n", get_num_threads());
   for (const Case& c : cases) {

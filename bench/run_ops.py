@@ -43,6 +43,9 @@ def torch_cases():
     q, k = leaf(32, 4, 128, 32), leaf(32, 4, 128, 32)
     logits = leaf(N, V)
     target = torch.randn(N, V).argmax(1)
+    conv_x, conv_w, conv_b = leaf(32, 64, 16, 16), leaf(64, 64, 3, 3), leaf(64)
+    rgb, rgb_w, rgb_b = torch.randn(32, 3, 28, 28), leaf(32, 3, 3, 3), leaf(32)
+    gray, patch_w, patch_b = torch.randn(32, 1, 28, 28), leaf(64, 1, 4, 4), leaf(64)
     F = torch.nn.functional
 
     def no_grad(fn):
@@ -61,6 +64,13 @@ def torch_cases():
         "layer_norm [4096,128] fwd+bwd": lambda: (F.layer_norm(x, (D,), ln_w, ln_b) * x).sum().backward(),
         "cross_entropy [4096,65] fwd+bwd": lambda: F.cross_entropy(logits, target).backward(),
         "sum [4096,512] fwd": no_grad(lambda: hid.sum(1)),
+        "conv2d [32,64,16,16] 3x3 pad 1 fwd": no_grad(lambda: F.conv2d(conv_x, conv_w, conv_b, padding=1)),
+        "conv2d [32,64,16,16] 3x3 pad 1 fwd+bwd": lambda: F.conv2d(conv_x, conv_w, conv_b, padding=1).sum().backward(),
+        "conv2d [32,3,28,28] 3x3 pad 1 fwd": no_grad(lambda: F.conv2d(rgb, rgb_w, rgb_b, padding=1)),
+        "conv2d [32,3,28,28] 3x3 pad 1 fwd+bwd": lambda: F.conv2d(rgb, rgb_w, rgb_b, padding=1).sum().backward(),
+        "conv2d patches [32,1,28,28] 4x4 stride 4 fwd": no_grad(lambda: F.conv2d(gray, patch_w, patch_b, stride=4)),
+        "conv2d patches [32,1,28,28] 4x4 stride 4 fwd+bwd":
+            lambda: F.conv2d(gray, patch_w, patch_b, stride=4).sum().backward(),
     }
 
 

@@ -40,7 +40,11 @@ Tensor comparison(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
 
 Tensor scalar_like(double value, const Tensor& x) {
   check_defined("scalar", x);
-  return scalar_tensor(value, TensorOptions(x.dtype()).device(x.device()));
+  if (x.device().is_cpu()) return scalar_tensor(value, TensorOptions(x.dtype()));
+  // On a device: filled there, not built on the host and copied over (a copy waits for the device).
+  Tensor out = empty({}, TensorOptions(x.dtype()).device(x.device()));
+  kernel(&Kernels::fill, "scalar", out)(out, value);
+  return out;
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {

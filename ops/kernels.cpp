@@ -15,8 +15,11 @@ Kernels cpu_table() {
   cpu::add_nn_kernels(k);
   cpu::add_local_attention_kernels(k);
   cpu::add_context_pool_kernels(k);
+  cpu::add_context_pool2d_kernels(k);
   cpu::add_index_kernels(k);
   cpu::add_optim_kernels(k);
+  cpu::add_conv2d_kernels(k);
+  cpu::add_pool_kernels(k);
   return k;
 }
 

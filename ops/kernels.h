@@ -34,6 +34,18 @@ enum class BinaryOp {
   Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd  // these write bool
 };
 
+// Where a 2-D sliding window reads (conv2d, im2col2d, col2im2d): tap (i, j) of a kh x kw kernel at
+// output (oh, ow) reads input (oh * stride_h - pad_h + i * dil_h, ow * stride_w - pad_w + j * dil_w),
+// zero outside the input; h_out x w_out outputs. Filled and checked by the ops (ops/conv2d.cpp;
+// ops/pool.cpp for the pooling windows, where outside the input is padding instead).
+struct Conv2dGeometry {
+  int64_t kh = 1, kw = 1;
+  int64_t stride_h = 1, stride_w = 1;
+  int64_t pad_h = 0, pad_w = 0;
+  int64_t dil_h = 1, dil_w = 1;
+  int64_t h_out = 0, w_out = 0;
+};
+
 struct Kernels {
   // ---- elementwise (ops/cpu/elementwise.cpp, ops/cuda/elementwise.cu) ----
   // x -> out (same shape; out may have any strides).
@@ -110,6 +122,18 @@ struct Kernels {
                                   const ops::ContextPool1dOptions& o, const Tensor& coef, const Tensor& gy,
                                   const Tensor& gx, const Tensor& ga, const Tensor& gb) = nullptr;
 
+  // ---- 2-D adaptive context pooling (ops/cpu/context_pool2d.cpp), options resolved ----
+  // x [B, H, W, d], a [B, H, W], b [B, Ho, Wo] contiguous -> y [B, Ho, Wo, d], coef [B, Ho, Wo, Sy * Sx]
+  // (context_pool2d_slots; slot (sy, sx) of output q holds j = (stride qy - Ry + sy, stride qx - Rx + sx);
+  // 0 outside the image).
+  void (*context_pool2d_forward)(const Tensor& x, const Tensor& a, const Tensor& b,
+                                 const ops::ContextPool2dOptions& o, const Tensor& y, const Tensor& coef) = nullptr;
+  // gy [B, Ho, Wo, d] contiguous, coef from the forward -> gx [B, H, W, d], ga [B, H, W], gb [B, Ho, Wo]
+  // (each optional).
+  void (*context_pool2d_backward)(const Tensor& x, const Tensor& a, const Tensor& b,
+                                  const ops::ContextPool2dOptions& o, const Tensor& coef, const Tensor& gy,
+                                  const Tensor& gx, const Tensor& ga, const Tensor& gb) = nullptr;
+
   // ---- optimizer updates (ops/cpu/optim.cpp, ops/cuda/optim.cu) ----
   // p, grad, m, v contiguous, one shape and dtype: the AdamW update of ops::adamw_update_, in place.
   void (*adamw_update)(const Tensor& p, const Tensor& grad, const Tensor& m, const Tensor& v,
@@ -126,6 +150,37 @@ struct Kernels {
   void (*gather)(const Tensor& x, int64_t dim, const Tensor& index, const Tensor& out) = nullptr;
   // out (a copy of x) [..index[...]..] += src[...] along dim.
   void (*scatter_add_)(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = nullptr;
+
+  // ---- 2-D convolution's data movement (ops/cpu/conv2d.cpp; its products are matmuls) ----
+  // x [B, C, H, W] contiguous -> cols [C * kh * kw, B, h_out * w_out] contiguous (batch in the middle,
+  // so that conv2d's product is one GEMM over every image):
+  // cols[(c * kh + i) * kw + j, b, oh * w_out + ow] = the x[b, c] value tap (i, j) of (oh, ow) reads.
+  void (*im2col2d)(const Tensor& x, const Conv2dGeometry& g, const Tensor& cols) = nullptr;
+  // cols [C * kh * kw, B, h_out * w_out] contiguous -> x_grad [B, C, H, W] contiguous: zeroed, then
+  // each entry added where im2col2d read it (its adjoint). Each (b, c) plane is summed by one thread.
+  void (*col2im2d)(const Tensor& cols, const Conv2dGeometry& g, const Tensor& x_grad) = nullptr;
+
+  // ---- 2-D pooling (ops/cpu/pool.cpp): windows as Conv2dGeometry's, one task per (b, c) plane ----
+  // x contiguous [..., H, W] -> out, indices int64 [..., h_out, w_out]: the maximum of each window and
+  // its flat position h * W + w in the plane (the first maximum, but a NaN wins; padding never does).
+  void (*max_pool2d_forward)(const Tensor& x, const Conv2dGeometry& g, const Tensor& out,
+                             const Tensor& indices) = nullptr;
+  // grad, indices contiguous [..., h_out, w_out] -> x_grad contiguous [..., H, W]: zeroed, then each
+  // grad added at its index, in output order.
+  void (*max_pool2d_backward)(const Tensor& grad, const Tensor& indices, const Tensor& x_grad) = nullptr;
+  // x contiguous [..., H, W] -> out [..., h_out, w_out] (dilation 1): each window's sum over the
+  // positions inside the input, divided by the window's size within the padded input
+  // (count_include_pad) or by the number of its positions inside the input.
+  void (*avg_pool2d_forward)(const Tensor& x, const Conv2dGeometry& g, bool count_include_pad,
+                             const Tensor& out) = nullptr;
+  // grad contiguous [..., h_out, w_out] -> x_grad contiguous [..., H, W]: the adjoint of avg_pool2d_forward.
+  void (*avg_pool2d_backward)(const Tensor& grad, const Conv2dGeometry& g, bool count_include_pad,
+                              const Tensor& x_grad) = nullptr;
+  // x contiguous [..., H, W] -> out [..., OH, OW]: output row i averages the input rows
+  // floor(i H / OH) .. ceil((i + 1) H / OH) - 1 (columns likewise), as PyTorch's adaptive pooling.
+  void (*adaptive_avg_pool2d_forward)(const Tensor& x, const Tensor& out) = nullptr;
+  // grad contiguous [..., OH, OW] -> x_grad contiguous [..., H, W]: the adjoint of the forward.
+  void (*adaptive_avg_pool2d_backward)(const Tensor& grad, const Tensor& x_grad) = nullptr;
 };
 
 // The table of a device type, built on first use.
@@ -151,8 +206,11 @@ void add_matmul_kernels(Kernels& k);
 void add_nn_kernels(Kernels& k);
 void add_local_attention_kernels(Kernels& k);
 void add_context_pool_kernels(Kernels& k);
+void add_context_pool2d_kernels(Kernels& k);
 void add_index_kernels(Kernels& k);
 void add_optim_kernels(Kernels& k);
+void add_conv2d_kernels(Kernels& k);
+void add_pool_kernels(Kernels& k);
 }  // namespace cpu
 namespace cuda {
 // The whole CUDA table: ops/cuda/register.cu calls each ops/cuda/<family>.cu's add_<family>_kernels;
@@ -189,6 +247,17 @@ inline int64_t context_pool1d_reach(int64_t n, const ops::ContextPool1dOptions& 
 }
 inline int64_t context_pool1d_slots(int64_t n, const ops::ContextPool1dOptions& o) {
   return o.causal ? context_pool1d_reach(n, o) + 1 : 2 * context_pool1d_reach(n, o) + 1;
+}
+// The 2-D window reaches min(K, size - 1) pixels each way along each axis (clipped windows of a
+// small image keep only the slots that can hold a pixel); Sy * Sx slots.
+inline int64_t context_pool2d_reach(int64_t size, const ops::ContextPool2dOptions& o) {
+  return std::min<int64_t>(o.window, std::max<int64_t>(size - 1, 0));
+}
+inline int64_t context_pool2d_slots(int64_t h, int64_t w, const ops::ContextPool2dOptions& o) {
+  return (2 * context_pool2d_reach(h, o) + 1) * (2 * context_pool2d_reach(w, o) + 1);
+}
+inline int64_t context_pool2d_out_size(int64_t size, const ops::ContextPool2dOptions& o) {
+  return size == 0 ? 0 : (size - 1) / o.stride + 1;
 }
 
 }  // namespace ctxpool

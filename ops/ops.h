@@ -4,6 +4,7 @@
 //
 // Binary ops broadcast NumPy-style; their inputs must share a dtype (no silent promotion) and a device.
 #pragma once
+#include <array>
 #include <optional>
 #include <string>
 #include <utility>
@@ -136,6 +137,59 @@ Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), int64_t pad_left = 0,
               int64_t pad_right = 0, int64_t dilation = 1);
 
+// ---- 2-D convolution (ops/conv2d.cpp); sizes are {height, width} ----
+// x [B, C_in, H, W], weight [C_out, C_in / groups, kh, kw], bias [C_out] (optional) ->
+// [B, C_out, H_out, W_out] with H_out = (H + 2 padding[0] - dilation[0] (kh - 1) - 1) / stride[0] + 1
+// (likewise W_out): torch.nn.functional.conv2d, zero padding. im2col2d + one grouped matmul, so it
+// differentiates twice.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+              std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0},
+              std::array<int64_t, 2> dilation = {1, 1}, int64_t groups = 1);
+// The sliding-window patches, as torch.nn.functional.unfold: x [B, C, H, W] ->
+// cols [B, C * kh * kw, H_out * W_out]; row (c * kh + i) * kw + j holds tap (i, j) of channel c
+// (0 where it falls on the padding). Its backward is col2im2d.
+Tensor im2col2d(const Tensor& x, std::array<int64_t, 2> kernel_size, std::array<int64_t, 2> stride = {1, 1},
+                std::array<int64_t, 2> padding = {0, 0}, std::array<int64_t, 2> dilation = {1, 1});
+// The adjoint of im2col2d, as torch.nn.functional.fold: cols [B, C * kh * kw, H_out * W_out] ->
+// [B, C, H, W] with output_size = {H, W}, each entry added to the input position it was read from.
+Tensor col2im2d(const Tensor& cols, std::array<int64_t, 2> output_size, std::array<int64_t, 2> kernel_size,
+                std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0},
+                std::array<int64_t, 2> dilation = {1, 1});
+
+// ---- 2-D pooling (ops/pool.cpp), as torch.nn.functional's; sizes are {height, width} ----
+// x [B, C, H, W] or [C, H, W] -> [..., H_out, W_out] with H_out = (H + 2 padding[0] - dilation[0]
+// (kernel[0] - 1) - 1) / stride[0] + 1, rounded down (or up with ceil_mode, as long as the last window
+// starts inside the input or its left padding); likewise W_out. stride defaults to the kernel size;
+// padding is at most half the kernel size. float32 and float64.
+// Max pooling: padding is -inf; the gradient goes to the first maximum of each window.
+Tensor max_pool2d(const Tensor& x, std::array<int64_t, 2> kernel_size,
+                  std::optional<std::array<int64_t, 2>> stride = std::nullopt,
+                  std::array<int64_t, 2> padding = {0, 0}, std::array<int64_t, 2> dilation = {1, 1},
+                  bool ceil_mode = false);
+// The same, and the int64 position h * W + w of each maximum in its plane (return_indices=True).
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, std::array<int64_t, 2> kernel_size,
+                                                  std::optional<std::array<int64_t, 2>> stride = std::nullopt,
+                                                  std::array<int64_t, 2> padding = {0, 0},
+                                                  std::array<int64_t, 2> dilation = {1, 1}, bool ceil_mode = false);
+// Average pooling (no dilation): padding counts as zeros; count_include_pad = false divides by the
+// number of input positions in the window instead of its size.
+Tensor avg_pool2d(const Tensor& x, std::array<int64_t, 2> kernel_size,
+                  std::optional<std::array<int64_t, 2>> stride = std::nullopt,
+                  std::array<int64_t, 2> padding = {0, 0}, bool ceil_mode = false, bool count_include_pad = true);
+// x [B, C, H, W] or [C, H, W] -> [..., out_h, out_w]: output row i averages the input rows
+// floor(i H / out_h) .. ceil((i + 1) H / out_h) - 1 (columns likewise). {1, 1} is global average pooling.
+Tensor adaptive_avg_pool2d(const Tensor& x, std::array<int64_t, 2> output_size);
+
+// ---- batch normalisation (ops/batch_norm.cpp), as torch.nn.functional.batch_norm ----
+// x [B, C, ...] normalised per channel: y = (x - mean) / sqrt(var + eps) * weight + bias, with weight
+// and bias [C] optional. training: mean and (biased) var over every dim but 1, and running_mean and
+// running_var [C] (optional, both or neither) updated in place outside autograd:
+// running = (1 - momentum) running + momentum batch, with the unbiased batch variance. Otherwise the
+// running statistics (required) are used, as constants. Composed of ops: differentiable twice.
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var,
+                  const Tensor& weight = Tensor(), const Tensor& bias = Tensor(), bool training = false,
+                  double momentum = 0.1, double eps = 1e-5);
+
 // ---- adaptive context pooling (ops/context_pool.cpp; ../shared/PAPER.md, docs/contextpool.md) ----
 // What the pooling learns: full = weights and support sizes; weights_only = weights, support fixed
 // at s_fixed; uniform = no weights (w = 1), support fixed at s_fixed.
@@ -169,6 +223,30 @@ Tensor context_pool1d_reference(const Tensor& x, const Tensor& a, const Tensor& 
                                 const ContextPool1dOptions& options = {});
 // The support sizes s [B, N] the op uses for predictor output b (differentiable; s_fixed unless full).
 Tensor context_pool1d_support(const Tensor& b, const ContextPool1dOptions& options = {});
+
+// ---- 2-D adaptive context pooling (ops/context_pool2d.cpp): images and token grids ----
+struct ContextPool2dOptions {
+  int64_t window = 2;            // K: output position q pools the (2K+1) x (2K+1) neighbourhood of its centre
+  int64_t stride = 1;            // centres at (stride oy, stride ox): > 1 downsamples like a pooling layer
+  double s_min = 0.5;            // support size range, in pixels (tokens of the grid)
+  std::optional<double> s_max;   // default max(K / 2, s_min)
+  double eps = 1e-6;
+  ContextPoolMode mode = ContextPoolMode::Full;
+  std::optional<double> s_fixed; // default (s_min + s_max) / 2
+
+  ContextPool2dOptions resolved() const;  // as ContextPool1dOptions::resolved(), and stride >= 1
+};
+
+// x [B, H, W, d] (channels last, as a ViT's token grid), a [B, H, W] (a weight per input position),
+// b [B, Ho, Wo] (a support size per output position), Ho = (H - 1) / stride + 1 (likewise Wo)
+//   -> y [B, Ho, Wo, d]:  y_q = sum_{j in W(q)} g_q(j) w_j x_j / (sum_{j in W(q)} g_q(j) w_j + eps),
+// with centre c_q = stride q, g_q(j) = exp(-|c_q - j|^2 / (2 s_q^2)), W(q) the (2K+1)^2 window around
+// c_q clipped at the borders, and w, s as in context_pool1d. Fused forward and backward, memory
+// O(B H W d + B Ho Wo K^2): no [HW, HW] tensor. Not causal. float32 and float64.
+Tensor context_pool2d(const Tensor& x, const Tensor& a, const Tensor& b, const ContextPool2dOptions& options = {});
+// The same with plain ops through a dense [B, Ho Wo, H W] weight matrix (the naive reference).
+Tensor context_pool2d_reference(const Tensor& x, const Tensor& a, const Tensor& b,
+                                const ContextPool2dOptions& options = {});
 
 enum class Reduction { None, Mean, Sum };
 // logits [N, C], target int64 [N]. Fused log_softmax + negative log likelihood. Targets equal to

@@ -9,7 +9,20 @@ Writes, in float64:
   conv1d.safetensors          inputs case<i>.{x, weight, bias (if any)}, case<i>.gy, outputs
                               case<i>.{y, gx, gweight, gbias (if any)}; metadata "case<i>" =
                               {"pad_left", "pad_right", "dilation", "bias"} (JSON).
-Both also carry metadata "case<i>.description", "cases" (the count) and "generator". Seeded: two
+  conv2d.safetensors          torch.nn.functional.conv2d: inputs case<i>.{x, weight, bias (if any)},
+                              case<i>.gy, outputs case<i>.{y, gx, gweight, gbias (if any)}; metadata
+                              "case<i>" = {"stride", "padding", "dilation" ([h, w] each), "groups",
+                              "bias"} (JSON).
+  pool.safetensors            max_pool2d, avg_pool2d and adaptive_avg_pool2d: case<i>.{x, gy, y, gx}
+                              (and indices, as float64, for max_pool2d); metadata "case<i>" = {"op",
+                              and its kernel, stride (null: the kernel), padding, dilation, ceil_mode,
+                              count_include_pad or output_size} (JSON).
+  batch_norm.safetensors      inputs case<i>.{x, weight, bias, running_mean, running_var} (the last
+                              four when used), case<i>.gy, outputs case<i>.{y, gx, gweight, gbias} and
+                              the running statistics after the call, case<i>.{running_mean_out,
+                              running_var_out}; metadata "case<i>" = {"training", "momentum", "eps",
+                              "affine", "running"} (JSON).
+Each also carries metadata "case<i>.description", "cases" (the count) and "generator". Seeded: two
 runs give identical bytes (with the same torch version). The safetensors format is written by
 hand (numpy + json + struct): an 8-byte little-endian header length, a JSON header padded with
 spaces to a multiple of 8 bytes, then the tensors' bytes in sorted-name order.
@@ -120,6 +133,128 @@ def conv1d_case(batch, c_in, c_out, length, kernel, pad_left, pad_right, dilatio
     return tensors, options
 
 
+# ---- conv2d ----
+
+# (description, x shape [B, C_in, H, W], C_out, kernel, stride, padding, dilation, groups, bias)
+CONV2D_CASES = [
+    ("3x3 padding 1", (2, 3, 6, 5), 4, (3, 3), (1, 1), (1, 1), (1, 1), 1, True),
+    ("stride 2, non-square kernel", (2, 2, 7, 8), 3, (3, 2), (2, 2), (1, 0), (1, 1), 1, True),
+    ("dilation 2, uneven stride", (1, 3, 9, 8), 2, (3, 3), (1, 2), (2, 1), (2, 1), 1, True),
+    ("groups 2, no bias", (2, 4, 6, 6), 6, (3, 3), (1, 1), (1, 1), (1, 1), 2, False),
+    ("depthwise", (2, 3, 6, 7), 3, (3, 3), (2, 1), (1, 1), (1, 1), 3, True),
+    ("1x1", (2, 4, 5, 3), 3, (1, 1), (1, 1), (0, 0), (1, 1), 1, True),
+    ("patches: kernel 4 stride 4", (2, 1, 8, 9), 5, (4, 4), (4, 4), (0, 0), (1, 1), 1, True),
+]
+
+
+def conv2d_case(x_shape, c_out, kernel, stride, padding, dilation, groups, has_bias):
+    x = randn(*x_shape).requires_grad_()
+    weight = randn(c_out, x_shape[1] // groups, *kernel, std=0.5).requires_grad_()
+    bias = randn(c_out).requires_grad_() if has_bias else None
+    y = F.conv2d(x, weight, bias, stride=stride, padding=padding, dilation=dilation, groups=groups)
+    gy = randn(*y.shape)
+    inputs = [x, weight] + ([bias] if has_bias else [])
+    tensors = {"x": x, "weight": weight, "gy": gy, "y": y}
+    for name, g in zip(["gx", "gweight", "gbias"], grads(y, inputs, gy)):
+        tensors[name] = g
+    if has_bias:
+        tensors["bias"] = bias
+    options = {"stride": list(stride), "padding": list(padding), "dilation": list(dilation), "groups": groups,
+               "bias": has_bias}
+    return tensors, options
+
+
+# ---- 2-D pooling ----
+
+# (description, op, input shape, options). Options not given take the op's defaults (stride None = kernel).
+POOL_CASES = [
+    ("max 2x2", "max_pool2d", (2, 3, 6, 6), dict(kernel=[2, 2])),
+    ("max 3x3 stride 2 padding 1", "max_pool2d", (2, 2, 7, 7), dict(kernel=[3, 3], stride=[2, 2], padding=[1, 1])),
+    ("max rectangular, dilated", "max_pool2d", (1, 2, 9, 8),
+     dict(kernel=[3, 2], stride=[1, 2], padding=[1, 1], dilation=[2, 1])),
+    ("max ceil_mode", "max_pool2d", (2, 2, 7, 6), dict(kernel=[3, 3], stride=[2, 2], padding=[1, 0], ceil_mode=True)),
+    ("max unbatched [C, H, W]", "max_pool2d", (3, 5, 6), dict(kernel=[2, 3], stride=[1, 1], padding=[1, 1])),
+    ("avg 2x2", "avg_pool2d", (2, 3, 6, 6), dict(kernel=[2, 2])),
+    ("avg 3x3 stride 2 padding 1", "avg_pool2d", (2, 2, 7, 7), dict(kernel=[3, 3], stride=[2, 2], padding=[1, 1])),
+    ("avg padding not counted", "avg_pool2d", (2, 2, 7, 7),
+     dict(kernel=[3, 3], stride=[2, 2], padding=[1, 1], count_include_pad=False)),
+    ("avg ceil_mode", "avg_pool2d", (1, 2, 7, 6), dict(kernel=[3, 2], stride=[2, 2], padding=[1, 1], ceil_mode=True)),
+    ("avg ceil_mode, padding not counted", "avg_pool2d", (1, 2, 7, 6),
+     dict(kernel=[3, 2], stride=[2, 2], padding=[1, 1], ceil_mode=True, count_include_pad=False)),
+    ("avg unbatched, rectangular", "avg_pool2d", (3, 5, 7), dict(kernel=[2, 3], stride=[1, 2], padding=[0, 1])),
+    ("adaptive 7x5 -> 3x2", "adaptive_avg_pool2d", (2, 3, 7, 5), dict(output_size=[3, 2])),
+    ("adaptive global", "adaptive_avg_pool2d", (2, 3, 5, 5), dict(output_size=[1, 1])),
+    ("adaptive upsampling 3x4 -> 5x6", "adaptive_avg_pool2d", (1, 2, 3, 4), dict(output_size=[5, 6])),
+    ("adaptive unbatched", "adaptive_avg_pool2d", (3, 6, 6), dict(output_size=[4, 3])),
+]
+
+
+def pool_case(op, shape, opts):
+    options = {"op": op}
+    x = randn(*shape).requires_grad_()
+    tensors = {"x": x}
+    if op == "adaptive_avg_pool2d":
+        options["output_size"] = opts["output_size"]
+        y = F.adaptive_avg_pool2d(x, opts["output_size"])
+    else:
+        options.update(kernel=opts["kernel"], stride=opts.get("stride"), padding=opts.get("padding", [0, 0]),
+                       ceil_mode=opts.get("ceil_mode", False))
+        common = (options["kernel"], options["stride"], options["padding"])
+        if op == "max_pool2d":
+            options["dilation"] = opts.get("dilation", [1, 1])
+            y, indices = F.max_pool2d(x, *common, dilation=options["dilation"], ceil_mode=options["ceil_mode"],
+                                      return_indices=True)
+            tensors["indices"] = indices.to(torch.float64)
+        else:
+            options["count_include_pad"] = opts.get("count_include_pad", True)
+            y = F.avg_pool2d(x, *common, ceil_mode=options["ceil_mode"],
+                             count_include_pad=options["count_include_pad"])
+    gy = randn(*y.shape)
+    (gx,) = grads(y, [x], gy)
+    tensors.update(y=y, gy=gy, gx=gx)
+    return tensors, options
+
+
+# ---- batch_norm ----
+
+# (description, input shape, training, momentum, eps, affine, running stats)
+BATCH_NORM_CASES = [
+    ("training [B, C, H, W]", (4, 3, 5, 5), True, 0.1, 1e-5, True, True),
+    ("training, momentum 0.3, eps 1e-3", (3, 2, 4, 3), True, 0.3, 1e-3, True, True),
+    ("training [B, C], no running stats", (8, 5), True, 0.1, 1e-5, True, False),
+    ("training [B, C, L], no affine", (4, 3, 6), True, 0.1, 1e-5, False, True),
+    ("evaluation [B, C, H, W]", (3, 3, 4, 4), False, 0.1, 1e-5, True, True),
+    ("evaluation [B, C], no affine", (6, 4), False, 0.1, 1e-5, False, True),
+]
+
+
+def batch_norm_case(shape, training, momentum, eps, affine, running):
+    channels = shape[1]
+    # Channel means away from 0 and variances away from 1, so that the normalisation does something.
+    offset = randn(channels).view(1, channels, *([1] * (len(shape) - 2)))
+    x = (randn(*shape, std=1.5) + offset).requires_grad_()
+    tensors = {"x": x}
+    weight = bias = running_mean = running_var = None
+    if affine:
+        weight = (1 + randn(channels, std=0.3)).requires_grad_()
+        bias = randn(channels, std=0.5).requires_grad_()
+        tensors.update(weight=weight, bias=bias)
+    if running:
+        running_mean = randn(channels, std=0.5)
+        running_var = torch.rand(channels, dtype=torch.float64) + 0.5
+        tensors.update(running_mean=running_mean.clone(), running_var=running_var.clone())
+    y = F.batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps)
+    gy = randn(*y.shape)
+    inputs = [x] + ([weight, bias] if affine else [])
+    for name, g in zip(["gx", "gweight", "gbias"], grads(y, inputs, gy)):
+        tensors[name] = g
+    tensors.update(y=y, gy=gy)
+    if running:  # the running statistics after the call (updated in place when training)
+        tensors.update(running_mean_out=running_mean, running_var_out=running_var)
+    options = {"training": training, "momentum": momentum, "eps": eps, "affine": affine, "running": running}
+    return tensors, options
+
+
 def write_cases(path, cases):
     """cases: list of (description, tensors, options) -> one safetensors file with case<i>.<name> entries."""
     tensors, metadata = {}, {"cases": str(len(cases)), "generator": GENERATOR}
@@ -145,6 +280,15 @@ def main():
     torch.manual_seed(1)
     write_cases(os.path.join(args.out, "conv1d.safetensors"),
                 [(case[0], *conv1d_case(*case[1:])) for case in CONV1D_CASES])
+    torch.manual_seed(5)
+    write_cases(os.path.join(args.out, "conv2d.safetensors"),
+                [(case[0], *conv2d_case(*case[1:])) for case in CONV2D_CASES])
+    torch.manual_seed(3)
+    write_cases(os.path.join(args.out, "pool.safetensors"),
+                [(case[0], *pool_case(*case[1:])) for case in POOL_CASES])
+    torch.manual_seed(4)
+    write_cases(os.path.join(args.out, "batch_norm.safetensors"),
+                [(case[0], *batch_norm_case(*case[1:])) for case in BATCH_NORM_CASES])
 
 
 if __name__ == "__main__":

@@ -82,6 +82,13 @@ void run_binary(const Tensor& a, const Tensor& b, const Tensor& out, const F& f)
                     const T* y = bp + off[2];
                     if (st[0] == 1 && st[1] == 1 && st[2] == 1) {
                       for (int64_t r = 0; r < run; ++r) o[r] = f(x[r], y[r]);
+                    } else if (st[0] == 1 && st[1] == 1 && st[2] == 0) {
+                      // One operand constant along the row (a bias per channel): vectorises too.
+                      const T y0 = *y;
+                      for (int64_t r = 0; r < run; ++r) o[r] = f(x[r], y0);
+                    } else if (st[0] == 1 && st[1] == 0 && st[2] == 1) {
+                      const T x0 = *x;
+                      for (int64_t r = 0; r < run; ++r) o[r] = f(x0, y[r]);
                     } else {
                       for (int64_t r = 0; r < run; ++r) o[r * st[0]] = f(x[r * st[1]], y[r * st[2]]);
                     }
@@ -184,9 +191,9 @@ void copy(const Tensor& src, const Tensor& dst) {
                         D* o = dp + off[0];
                         const S* s = sp + off[1];
                         if (st[0] == 1 && st[1] == 1) {
-                          for (int64_t r = 0; r < run; ++r) o[r] = static_cast<D>(s[r]);
+                          for (int64_t r = 0; r < run; ++r) o[r] = convert_to<D>(s[r]);
                         } else {
-                          for (int64_t r = 0; r < run; ++r) o[r * st[0]] = static_cast<D>(s[r * st[1]]);
+                          for (int64_t r = 0; r < run; ++r) o[r * st[0]] = convert_to<D>(s[r * st[1]]);
                         }
                       });
     });
@@ -197,7 +204,7 @@ void fill(const Tensor& dst, double value) {
   CTXPOOL_DISPATCH_ALL(dst.dtype(), "fill", [&] {
     using T = scalar_t;
     T* dp = base<T>(dst);
-    const T v = static_cast<T>(value);
+    const T v = convert_to<T>(value);
     for_each_run<1>(dst.sizes(), {dst.strides()},
                     [&](const std::array<int64_t, 1>& off, const std::array<int64_t, 1>& st,
                         int64_t run) {

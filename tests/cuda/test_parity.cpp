@@ -147,8 +147,42 @@ std::vector<ParityCase> cases() {
       [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-12, 1e-12);
   add_case("layer_norm_float64", [] { return Inputs{param({6, 8}), param({8}), param({8})}; },
       [](const Inputs& x) { return layer_norm(x[0], {8}, x[1], x[2]); }, 1e-12, 1e-12);
+  // ---- pooling and batch norm (CPU kernels only so far: the pooling cases skip on cuda) ----
+  add_case("max_pool2d_padded_dilated", one({2, 3, 9, 8}),
+      [](const Inputs& x) { return max_pool2d(x[0], {3, 3}, {{2, 2}}, {1, 1}, {2, 1}); });
+  add_case("max_pool2d_ceil_unbatched", one({3, 7, 6}),
+      [](const Inputs& x) { return max_pool2d(x[0], {2, 3}, {{2, 2}}, {0, 1}, {1, 1}, true); });
+  add_case("avg_pool2d_padded", one({2, 3, 7, 7}), [](const Inputs& x) { return avg_pool2d(x[0], {3, 3}, {{2, 2}}, {1, 1}); });
+  add_case("avg_pool2d_ceil_exclude_pad", one({2, 2, 7, 6}),
+      [](const Inputs& x) { return avg_pool2d(x[0], {3, 2}, {{2, 2}}, {1, 1}, true, false); });
+  add_case("adaptive_avg_pool2d", one({2, 3, 7, 5}), [](const Inputs& x) { return adaptive_avg_pool2d(x[0], {3, 2}); });
+  // Training: the output plus the updated running statistics (so their update is compared too).
+  add_case("batch_norm_training", [] { return Inputs{f32({4, 3, 5, 5}), f32({3}), f32({3})}; },
+      [](const Inputs& x) {
+        const TensorOptions on_device = TensorOptions(kFloat32).device(x[0].device());
+        const Tensor running_mean = zeros({3}, on_device), running_var = ones({3}, on_device);
+        const Tensor y = batch_norm(x[0], running_mean, running_var, x[1], x[2], true, 0.1, 1e-5);
+        return add(y, reshape(add(running_mean, running_var), {1, 3, 1, 1}));
+      });
+  add_case("batch_norm_eval_float64", [] {
+        return Inputs{param({3, 4, 6}), rand({4}, kFloat64), ops::add(rand({4}, kFloat64), scalar_tensor(0.5, kFloat64)),
+                      param({4}), param({4})};
+      },
+      [](const Inputs& x) { return batch_norm(x[0], x[1], x[2], x[3], x[4]); }, 1e-12, 1e-12);
+  {
+    ContextPool2dOptions o2;
+    o2.window = 1;
+    o2.stride = 2;
+    add_case("context_pool2d_strided", [] { return Inputs{f32({2, 5, 6, 4}), f32({2, 5, 6}), f32({2, 3, 3})}; },
+             [o2](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], o2); }, 1e-5, 1e-5);
+  }
   add_case("conv1d_causal_dilated", [] { return Inputs{f32({2, 3, 10}), f32({4, 3, 3}), f32({4})}; },
       [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 4, 0, 2); }, 1e-5, 1e-5);
+  // conv2d: CPU im2col2d / col2im2d kernels only so far, so these skip on cuda.
+  add_case("conv2d_strided_padded", [] { return Inputs{f32({2, 3, 9, 8}), f32({4, 3, 3, 3}), f32({4})}; },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {2, 1}, {1, 1}); }, 1e-5, 1e-5);
+  add_case("conv2d_depthwise_dilated", [] { return Inputs{f32({2, 4, 8, 8}), f32({4, 1, 3, 2}), f32({4})}; },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {2, 1}, {2, 1}, 4); }, 1e-5, 1e-5);
   return c;
 }
 
