@@ -224,6 +224,8 @@ void add_local_attention_kernels(Kernels& k);
 void add_context_pool_kernels(Kernels& k);
 void add_index_kernels(Kernels& k);
 void add_optim_kernels(Kernels& k);
+void add_conv2d_kernels(Kernels& k);
+void add_pool_kernels(Kernels& k);
 }  // namespace cuda
 
 // ---- helpers shared by the ops and the backends (not table entries) ----

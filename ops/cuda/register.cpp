@@ -13,6 +13,8 @@ void add_kernels(Kernels& k) {
   add_context_pool_kernels(k);
   add_index_kernels(k);
   add_optim_kernels(k);
+  add_conv2d_kernels(k);
+  add_pool_kernels(k);
 }
 
 }  // namespace ctxpool::cuda

@@ -147,7 +147,7 @@ std::vector<ParityCase> cases() {
       [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-12, 1e-12);
   add_case("layer_norm_float64", [] { return Inputs{param({6, 8}), param({8}), param({8})}; },
       [](const Inputs& x) { return layer_norm(x[0], {8}, x[1], x[2]); }, 1e-12, 1e-12);
-  // ---- pooling and batch norm (CPU kernels only so far: the pooling cases skip on cuda) ----
+  // ---- pooling and batch norm (batch_norm is made of ops; pooling has its own kernels) ----
   add_case("max_pool2d_padded_dilated", one({2, 3, 9, 8}),
       [](const Inputs& x) { return max_pool2d(x[0], {3, 3}, {{2, 2}}, {1, 1}, {2, 1}); });
   add_case("max_pool2d_ceil_unbatched", one({3, 7, 6}),
@@ -178,7 +178,7 @@ std::vector<ParityCase> cases() {
   }
   add_case("conv1d_causal_dilated", [] { return Inputs{f32({2, 3, 10}), f32({4, 3, 3}), f32({4})}; },
       [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 4, 0, 2); }, 1e-5, 1e-5);
-  // conv2d: CPU im2col2d / col2im2d kernels only so far, so these skip on cuda.
+  // conv2d: im2col2d / col2im2d kernels and cuBLAS.
   add_case("conv2d_strided_padded", [] { return Inputs{f32({2, 3, 9, 8}), f32({4, 3, 3, 3}), f32({4})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {2, 1}, {1, 1}); }, 1e-5, 1e-5);
   add_case("conv2d_depthwise_dilated", [] { return Inputs{f32({2, 4, 8, 8}), f32({4, 1, 3, 2}), f32({4})}; },
