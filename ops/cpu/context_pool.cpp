@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "ops/cpu/context_pool_common.h"
 #include "ops/kernels.h"
 
 namespace ctxpool::cpu {
@@ -27,12 +28,9 @@ namespace ctxpool::cpu {
 namespace {
 
 using ops::ContextPoolMode;
-
-double sigmoid(double v) {
-  if (v >= 0) return 1.0 / (1.0 + std::exp(-v));
-  const double e = std::exp(v);
-  return e / (1.0 + e);
-}
+using context_pool_detail::dot;
+using context_pool_detail::row_grain;
+using context_pool_detail::sigmoid;
 
 // The window geometry shared by both passes.
 struct Band {
@@ -58,19 +56,6 @@ void weights_and_supports(const Tensor& a, const Tensor& b, const ops::ContextPo
     }
   });
 }
-
-// <p, q> over n elements with eight partial sums (vectorisable; a fixed order).
-template <typename T>
-T dot(const T* p, const T* q, int64_t n) {
-  T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t e = 0;
-  for (; e + 8 <= n; e += 8)
-    for (int l = 0; l < 8; ++l) acc[l] += p[e + l] * q[e + l];
-  for (; e < n; ++e) acc[e % 8] += p[e] * q[e];
-  return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
-}
-
-int64_t row_grain(int64_t work_per_row) { return std::max<int64_t>(1, 32768 / std::max<int64_t>(work_per_row, 1)); }
 
 // x [B, N, d], a, b [B, N] -> y [B, N, d], coef [B, N, S]
 void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, const ops::ContextPool1dOptions& o,

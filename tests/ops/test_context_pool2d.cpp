@@ -61,6 +61,7 @@ void expect_matches_reference(const ContextPool2dOptions& o, int64_t batch, int6
 }  // namespace
 
 TEST(ContextPool2d, HandComputedValues) {
+  manual_seed(1);
   // A 1 x 2 image, d = 1, K = 1, uniform weights (w = 1), s_fixed = 1, eps = 0: each output is the
   // Gaussian-weighted mean of both pixels: y_0 = (x_0 + e x_1) / (1 + e), e = exp(-1/2).
   ContextPool2dOptions o = make(1, 1, ContextPoolMode::Uniform);
@@ -75,9 +76,11 @@ TEST(ContextPool2d, HandComputedValues) {
   const Tensor img = randn({2, 3, 3, 4}, kFloat64);
   EXPECT_EQ(ops::context_pool2d(img, zeros({2, 3, 3}, kFloat64), zeros({2, 2, 2}, kFloat64), s2).sizes(),
             (Shape{2, 2, 2, 4}));
-  // K = 0: each output is its centre pixel (the window holds nothing else).
-  const Tensor y0 = ops::context_pool2d(img, randn({2, 3, 3}, kFloat64), zeros({2, 2, 2}, kFloat64), make(0, 2));
-  EXPECT_LE(max_diff(y0, ops::slice(ops::slice(img, 1, 0, 3, 2), 2, 0, 3, 2)), 1e-5);  // eps / w off by 1e-6
+  // K = 0 (and eps = 0): each output is exactly its centre pixel (the window holds nothing else).
+  ContextPool2dOptions k0 = make(0, 2);
+  k0.eps = 0.0;
+  const Tensor y0 = ops::context_pool2d(img, randn({2, 3, 3}, kFloat64), zeros({2, 2, 2}, kFloat64), k0);
+  EXPECT_LE(max_diff(y0, ops::slice(ops::slice(img, 1, 0, 3, 2), 2, 0, 3, 2)), 1e-15);
 }
 
 TEST(ContextPool2d, FusedMatchesDenseReference) {
