@@ -58,3 +58,35 @@ def context_pool1d(x, a, b, window=16, causal=True, s_min=0.5, s_max=None, eps=1
     gauss = torch.exp(-offset ** 2 / (2 * s[:, :, None] ** 2))
     pool = torch.where(band, gauss * w[:, None, :], torch.zeros((), dtype=x.dtype, device=x.device))
     return pool @ x / (pool.sum(dim=-1, keepdim=True) + eps)
+
+
+def context_pool2d(x, a, b, window=2, stride=1, s_min=0.5, s_max=None, eps=1e-6, mode="full", s_fixed=None):
+    """The 2-D form (ctxpool's ops::context_pool2d), written independently of it, with loops over the
+    output grid: x [B, H, W, d] (channels last), a [B, H, W], b [B, Ho, Wo] with Ho = (H - 1) // stride + 1
+    -> y [B, Ho, Wo, d]. Output q pools the window |c_q - j| <= R per axis around its centre
+    c_q = stride * q (R = min(K, size - 1), clipped at the borders) with g_q(j) = exp(-|c_q - j|^2 / (2 s_q^2)).
+    """
+    if mode not in MODES:
+        raise ValueError(f"context_pool2d: unknown mode {mode!r} (expected one of {MODES})")
+    s_max, s_fixed = resolve_options(window, s_min, s_max, s_fixed)
+    _, h, w_, _ = x.shape
+    ho, wo = (h - 1) // stride + 1, (w_ - 1) // stride + 1
+    ry, rx = min(window, h - 1), min(window, w_ - 1)
+    w = torch.sigmoid(a) if mode != "uniform" else torch.ones_like(a)
+    s = s_min + (s_max - s_min) * torch.sigmoid(b) if mode == "full" else torch.full_like(b, s_fixed)
+    rows = []
+    for qy in range(ho):
+        cols = []
+        for qx in range(wo):
+            cy, cx = qy * stride, qx * stride
+            y0, y1 = max(0, cy - ry), min(h - 1, cy + ry)
+            x0, x1 = max(0, cx - rx), min(w_ - 1, cx + rx)
+            dy = torch.arange(y0, y1 + 1, dtype=x.dtype) - cy
+            dx = torch.arange(x0, x1 + 1, dtype=x.dtype) - cx
+            dist2 = dy[:, None] ** 2 + dx[None, :] ** 2                      # [wy, wx]
+            sq = s[:, qy, qx][:, None, None]                                  # [B, 1, 1]
+            c = torch.exp(-dist2 / (2 * sq ** 2)) * w[:, y0:y1 + 1, x0:x1 + 1]  # [B, wy, wx]
+            num = (c[..., None] * x[:, y0:y1 + 1, x0:x1 + 1, :]).sum(dim=(1, 2))
+            cols.append(num / (c.sum(dim=(1, 2))[:, None] + eps))
+        rows.append(torch.stack(cols, dim=1))
+    return torch.stack(rows, dim=1)

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from context_pool import context_pool1d, resolve_options  # noqa: E402
+from context_pool import context_pool1d, context_pool2d, resolve_options  # noqa: E402
 
 GENERATOR = f"bench/reference/make_golden.py, torch {torch.__version__}"
 
@@ -100,6 +100,39 @@ def context_pool_case(batch, n, d, opts, b_value):
          else torch.full((batch, n), b_value, dtype=torch.float64)).requires_grad_()
     gy = randn(batch, n, d)
     y = context_pool1d(x, a, b, **options)
+    gx, ga, gb = grads(y, [x, a, b], gy)
+    tensors = {"x": x, "a": a, "b": b, "gy": gy, "y": y, "gx": gx, "ga": ga, "gb": gb}
+    return tensors, options
+
+
+# ---- context_pool2d ----
+
+# (description, B, H, W, d, options, b override)
+CONTEXT_POOL2D_CASES = [
+    ("K=1 stride 1", 2, 4, 5, 3, dict(window=1), None),
+    ("K=2 stride 2 (downsampling)", 2, 5, 6, 3, dict(window=2, stride=2), None),
+    ("K=1 stride 3", 1, 7, 5, 2, dict(window=1, stride=3), None),
+    ("K=4 beyond a 3x2 image", 2, 3, 2, 2, dict(window=4), None),
+    ("s near s_max (b=+8)", 1, 4, 4, 2, dict(window=2), 8.0),
+    ("weights_only", 2, 4, 4, 3, dict(window=1, mode="weights_only"), None),
+    ("uniform, stride 2", 2, 5, 5, 2, dict(window=1, stride=2, mode="uniform"), None),
+    ("custom eps", 1, 4, 3, 2, dict(window=1, eps=0.25), None),
+]
+
+
+def context_pool2d_case(batch, h, w, d, opts, b_value):
+    window, stride = opts["window"], opts.get("stride", 1)
+    s_min = opts.get("s_min", 0.5)
+    s_max, s_fixed = resolve_options(window, s_min, opts.get("s_max"), opts.get("s_fixed"))
+    options = {"window": window, "stride": stride, "s_min": s_min, "s_max": s_max, "eps": opts.get("eps", 1e-6),
+               "mode": opts.get("mode", "full"), "s_fixed": s_fixed}
+    ho, wo = (h - 1) // stride + 1, (w - 1) // stride + 1
+    x = randn(batch, h, w, d).requires_grad_()
+    a = randn(batch, h, w, std=1.5).requires_grad_()
+    b = (randn(batch, ho, wo, std=1.5) if b_value is None
+         else torch.full((batch, ho, wo), b_value, dtype=torch.float64)).requires_grad_()
+    gy = randn(batch, ho, wo, d)
+    y = context_pool2d(x, a, b, **options)
     gx, ga, gb = grads(y, [x, a, b], gy)
     tensors = {"x": x, "a": a, "b": b, "gy": gy, "y": y, "gx": gx, "ga": ga, "gb": gb}
     return tensors, options
@@ -289,6 +322,9 @@ def main():
     torch.manual_seed(4)
     write_cases(os.path.join(args.out, "batch_norm.safetensors"),
                 [(case[0], *batch_norm_case(*case[1:])) for case in BATCH_NORM_CASES])
+    torch.manual_seed(6)
+    write_cases(os.path.join(args.out, "context_pool2d.safetensors"),
+                [(case[0], *context_pool2d_case(*case[1:])) for case in CONTEXT_POOL2D_CASES])
 
 
 if __name__ == "__main__":

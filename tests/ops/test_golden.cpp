@@ -112,6 +112,32 @@ void check_context_pool(DType dtype, Tolerance forward, Tolerance grad) {
   }
 }
 
+void check_context_pool2d(DType dtype, Tolerance forward, Tolerance grad) {
+  GoldenFile golden;
+  if (!load_golden("context_pool2d", &golden)) return;
+  for (int i = 0; i < golden.cases; ++i) {
+    const std::string name = golden.describe(i);
+    SCOPED_TRACE(name + " " + golden.metadata.at("case" + std::to_string(i)));
+    const nlohmann::json j = golden.options(i);
+    ops::ContextPool2dOptions o;
+    o.window = j.at("window").get<int64_t>();
+    o.stride = j.at("stride").get<int64_t>();
+    o.s_min = j.at("s_min").get<double>();
+    o.s_max = j.at("s_max").get<double>();
+    o.eps = j.at("eps").get<double>();
+    o.mode = ops::context_pool_mode_from_string(j.at("mode").get<std::string>());
+    o.s_fixed = j.at("s_fixed").get<double>();
+    Tensor x = leaf(golden.get(i, "x"), dtype), a = leaf(golden.get(i, "a"), dtype);
+    Tensor b = leaf(golden.get(i, "b"), dtype);
+    Tensor y = ops::context_pool2d(x, a, b, o);
+    y.backward(golden.get(i, "gy").to(dtype));
+    expect_close(y, golden.get(i, "y"), forward, name + " y");
+    expect_close(x.grad(), golden.get(i, "gx"), grad, name + " gx");
+    expect_close(a.grad(), golden.get(i, "ga"), grad, name + " ga");
+    expect_close(b.grad(), golden.get(i, "gb"), grad, name + " gb");
+  }
+}
+
 void check_conv1d(DType dtype, Tolerance forward, Tolerance grad) {
   GoldenFile golden;
   if (!load_golden("conv1d", &golden)) return;
@@ -222,6 +248,8 @@ void check_conv2d(DType dtype, Tolerance forward, Tolerance grad) {
 
 TEST(Golden, ContextPool1dFloat64MatchesPyTorch) { check_context_pool(kFloat64, kFloat64Tol, kFloat64Tol); }
 TEST(Golden, ContextPool1dFloat32MatchesPyTorch) { check_context_pool(kFloat32, kFloat32Forward, kFloat32Grad); }
+TEST(Golden, ContextPool2dFloat64MatchesPyTorch) { check_context_pool2d(kFloat64, kFloat64Tol, kFloat64Tol); }
+TEST(Golden, ContextPool2dFloat32MatchesPyTorch) { check_context_pool2d(kFloat32, kFloat32Forward, kFloat32Grad); }
 TEST(Golden, Conv1dFloat64MatchesPyTorch) { check_conv1d(kFloat64, kFloat64Tol, kFloat64Tol); }
 TEST(Golden, Conv1dFloat32MatchesPyTorch) { check_conv1d(kFloat32, kFloat32Forward, kFloat32Grad); }
 TEST(Golden, Conv2dFloat64MatchesPyTorch) { check_conv2d(kFloat64, kFloat64Tol, kFloat64Tol); }
