@@ -1,14 +1,17 @@
-// ctxpool-train: train a model from a JSON config.
+// ctxpool-train: train a model from a JSON config: a language model (model.type transformer_lm) or
+// an image classifier (vit, convnet; it reports the test accuracy at the end).
 //
 //   ctxpool-train --config examples/configs/lm_shakespeare_base.json
 //   ctxpool-train --config CONFIG --steps 200 --run-dir runs/try --data my_corpus.txt
 //   ctxpool-train --resume --run-dir runs/try          # continue from its latest checkpoint
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 
 #include "models/checkpoint.h"
+#include "models/image_trainer.h"
 #include "models/trainer.h"
 
 using namespace ctxpool;
@@ -21,9 +24,10 @@ void usage() {
       "       ctxpool-train --resume --run-dir DIR [options]\n"
       "options (override the config):\n"
       "  --steps N            total optimizer steps\n"
-      "  --data PATH          text corpus (any file of bytes)\n"
+      "  --data PATH          text corpus (any file of bytes), or the image dataset's directory\n"
       "  --run-dir DIR        where metrics.jsonl and checkpoints go\n"
       "  --eval-interval N    evaluate every N steps (0: at the end)\n"
+      "  --log-interval N     print a progress line every N steps\n"
       "  --max-eval-windows N evaluate on at most N validation windows (0: all)\n"
       "  --stop-after N       stop after N steps with a checkpoint (as if interrupted)\n"
       "  --threads N          CPU threads\n"
@@ -37,6 +41,23 @@ int64_t to_int(const char* flag, const char* v) {
   const long long n = std::strtoll(v, &end, 10);
   CTXPOOL_CHECK(end && *end == '\0' && n >= 0, "ctxpool-train: ", flag, " needs a non-negative integer, got '", v, "'");
   return n;
+}
+
+int train_image_classifier(const models::RunConfig& cfg, bool resume) {
+  models::ImageTrainer trainer(cfg, resume);
+  if (trainer.step() >= cfg.train.steps) {
+    std::printf("%s is already trained (%lld steps); evaluating it\n", cfg.train.run_dir.c_str(),
+                static_cast<long long>(trainer.step()));
+    const models::Accuracy val = trainer.evaluate_validation(), test = trainer.evaluate_test();
+    std::printf("final val_acc %.4f test_acc %.4f (the last weights)\n", val.acc, test.acc);
+    return 0;
+  }
+  if (trainer.step() > 0) std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
+  const double acc = trainer.fit();
+  if (!std::isnan(acc)) std::printf("final val_acc %.4f\n", acc);
+  if (!std::isnan(trainer.test_result().acc)) std::printf("test_acc %.4f\n", trainer.test_result().acc);
+  std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
+  return 0;
 }
 
 }  // namespace
@@ -58,6 +79,7 @@ int main(int argc, char** argv) {
       else if (a == "--run-dir") run_dir = value();
       else if (a == "--data") overrides["data"]["path"] = value();
       else if (a == "--steps") overrides["train"]["steps"] = to_int("--steps", value());
+      else if (a == "--log-interval") overrides["train"]["log_interval"] = to_int("--log-interval", value());
       else if (a == "--eval-interval") overrides["train"]["eval_interval"] = to_int("--eval-interval", value());
       else if (a == "--max-eval-windows") overrides["train"]["max_eval_windows"] = to_int("--max-eval-windows", value());
       else if (a == "--stop-after") overrides["train"]["stop_after"] = to_int("--stop-after", value());
@@ -81,6 +103,7 @@ int main(int argc, char** argv) {
     config.merge_patch(overrides);
     const models::RunConfig cfg = models::RunConfig::from_json(config);
 
+    if (cfg.model.is_image_model()) return train_image_classifier(cfg, resume);
     models::Trainer trainer(cfg, resume);
     if (trainer.step() >= cfg.train.steps) {
       std::printf("%s is already trained (%lld steps); evaluating it\n", cfg.train.run_dir.c_str(),

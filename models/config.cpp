@@ -69,7 +69,7 @@ void ModelConfig::validate() const {
     }
     detail::fail("config: 'model.", key, "' must be one of ", list, ", got \"", v, "\"");
   };
-  one_of("type", type, {"transformer_lm"});
+  one_of("type", type, {"transformer_lm", "vit", "convnet"});
   at_least_zero("n_layers", static_cast<double>(n_layers));
   positive("d_model", d_model);
   positive("n_heads", n_heads);
@@ -98,8 +98,34 @@ void ModelConfig::validate() const {
   at_least_zero("context_pool.hidden", static_cast<double>(cp.hidden));
   positive("context_pool.kernel_size", cp.kernel_size);
   at_least_zero("context_pool.lambda", cp.lambda);
+  if (is_image_model()) validate_image();
   CTXPOOL_CHECK(cp.lambda == 0 || cp.mode == "full", "config: 'model.context_pool.lambda' regularises learned support "
                 "sizes and needs mode \"full\" (mode is \"", cp.mode, "\")");
+}
+
+void ModelConfig::validate_image() const {
+  const ImageModelConfig& im = image;
+  CTXPOOL_CHECK(im.in_channels >= 0 && im.image_size >= 0 && im.num_classes >= 0, "config: 'model.image' sizes "
+                "must be >= 0 (0: from the dataset)");
+  CTXPOOL_CHECK(attention == "full", "config: model.type \"", type, "\" supports attention \"full\" only, got \"",
+                attention, "\"");
+  if (type == "vit") {
+    CTXPOOL_CHECK(im.patch_size > 0, "config: 'model.image.patch_size' must be positive, got ", im.patch_size);
+    CTXPOOL_CHECK(im.image_size == 0 || im.image_size % im.patch_size == 0, "config: 'model.image.image_size' (",
+                  im.image_size, ") must be a multiple of patch_size (", im.patch_size, ")");
+    CTXPOOL_CHECK(im.pooling == "cls" || im.pooling == "mean", "config: 'model.image.pooling' must be \"cls\" or "
+                  "\"mean\", got \"", im.pooling, "\"");
+  } else {
+    CTXPOOL_CHECK(!im.channels.empty(), "config: 'model.image.channels' needs at least one stage");
+    for (int64_t c : im.channels)
+      CTXPOOL_CHECK(c > 0, "config: 'model.image.channels' must be positive, got ", c);
+    CTXPOOL_CHECK(im.convs_per_stage > 0, "config: 'model.image.convs_per_stage' must be positive, got ",
+                  im.convs_per_stage);
+    CTXPOOL_CHECK(im.downsample == "max_pool" || im.downsample == "context_pool", "config: 'model.image.downsample' "
+                  "must be \"max_pool\" or \"context_pool\", got \"", im.downsample, "\"");
+    CTXPOOL_CHECK(!context_pool.residual || im.downsample != "context_pool", "config: a downsampling ContextPool "
+                  "(stride 2) cannot be residual: set model.context_pool.residual to false");
+  }
 }
 
 RunConfig RunConfig::from_json(const nlohmann::json& j) {
@@ -150,15 +176,51 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
       p.read("lambda", cp.lambda);
       p.finish();
     }
+    if (s.has("image")) {
+      Section p(s.at("image"), "model.image");
+      ImageModelConfig& im = m.image;
+      p.read("in_channels", im.in_channels);
+      p.read("image_size", im.image_size);
+      p.read("num_classes", im.num_classes);
+      p.read("patch_size", im.patch_size);
+      p.read("pooling", im.pooling);
+      if (p.has("channels")) {
+        const nlohmann::json& v = p.at("channels");
+        CTXPOOL_CHECK(v.is_array(), "config: 'model.image.channels' must be a list of integers, got ", v.dump());
+        im.channels.clear();
+        for (const auto& c : v) {
+          CTXPOOL_CHECK(c.is_number_integer(), "config: 'model.image.channels' must be a list of integers, got ",
+                        v.dump());
+          im.channels.push_back(c.get<int64_t>());
+        }
+      }
+      p.read("convs_per_stage", im.convs_per_stage);
+      p.read("downsample", im.downsample);
+      p.finish();
+    }
     s.finish();
   }
   if (j.contains("data")) {
     Section s(j["data"], "data");
-    s.read("path", c.data.path);
-    s.read("train_fraction", c.data.train_fraction);
-    s.read("validation_fraction", c.data.validation_fraction);
+    DataConfig& d = c.data;
+    s.read("dataset", d.dataset);
+    CTXPOOL_CHECK(d.dataset == "text" || d.dataset == "fashion_mnist", "config: 'data.dataset' must be \"text\" "
+                  "or \"fashion_mnist\", got \"", d.dataset, "\"");
+    if (d.is_images()) d.path = "data/fashion-mnist";  // the dataset's default, unless given
+    s.read("path", d.path);
+    s.read("train_fraction", d.train_fraction);
+    s.read("validation_fraction", d.validation_fraction);
+    s.read("validation_size", d.validation_size);
+    s.read("crop_padding", d.crop_padding);
+    s.read("horizontal_flip", d.horizontal_flip);
+    s.read("normalize", d.normalize);
     s.finish();
   }
+  CTXPOOL_CHECK(c.data.validation_size >= 0 && c.data.crop_padding >= 0, "config: 'data.validation_size' and "
+                "'data.crop_padding' must be >= 0");
+  CTXPOOL_CHECK(c.model.is_image_model() == c.data.is_images(), "config: model.type \"", c.model.type,
+                "\" cannot train on data.dataset \"", c.data.dataset, "\" (language models read text, image "
+                "classifiers images)");
   if (j.contains("optim")) {
     Section s(j["optim"], "optim");
     OptimConfig& o = c.optim;
@@ -218,7 +280,7 @@ RunConfig RunConfig::from_file(const std::string& path) {
 
 nlohmann::json RunConfig::to_json() const {
   const ContextPoolConfig& cp = model.context_pool;
-  return {
+  nlohmann::json j = {
       {"model", {{"type", model.type}, {"vocab_size", model.vocab_size}, {"n_layers", model.n_layers},
                  {"d_model", model.d_model}, {"n_heads", model.n_heads}, {"d_mlp", model.d_mlp},
                  {"context", model.context}, {"dropout", model.dropout}, {"init_std", model.init_std},
@@ -241,6 +303,20 @@ nlohmann::json RunConfig::to_json() const {
                  {"stop_after", train.stop_after}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
                  {"device", train.device}, {"run_dir", train.run_dir}}},
   };
+  // Image settings only where they apply, so that a language model's config reads as before.
+  if (model.is_image_model()) {
+    const ImageModelConfig& im = model.image;
+    j["model"]["image"] = {{"in_channels", im.in_channels}, {"image_size", im.image_size},
+                           {"num_classes", im.num_classes}, {"patch_size", im.patch_size},
+                           {"pooling", im.pooling}, {"channels", im.channels},
+                           {"convs_per_stage", im.convs_per_stage}, {"downsample", im.downsample}};
+  }
+  if (data.is_images()) {
+    j["data"] = {{"dataset", data.dataset}, {"path", data.path}, {"validation_size", data.validation_size},
+                 {"crop_padding", data.crop_padding}, {"horizontal_flip", data.horizontal_flip},
+                 {"normalize", data.normalize}};
+  }
+  return j;
 }
 
 }  // namespace ctxpool::models

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -32,8 +33,20 @@ struct AdaptiveSpanConfig {
   double lambda = 2e-6;  // penalty lambda * S * mean(z) per layer
 };
 
+// Image classifiers (model.type "vit" or "convnet"); sizes left at 0 are taken from the dataset.
+struct ImageModelConfig {
+  int64_t in_channels = 0;
+  int64_t image_size = 0;                 // square images of image_size x image_size
+  int64_t num_classes = 0;
+  int64_t patch_size = 4;                 // vit: the patch embedding's kernel and stride
+  std::string pooling = "cls";            // vit: "cls" (a class token) or "mean" (over patch tokens)
+  std::vector<int64_t> channels = {32, 64, 128};  // convnet: the width of each stage
+  int64_t convs_per_stage = 2;            // convnet: 3x3 conv + BN + ReLU layers per stage
+  std::string downsample = "max_pool";    // convnet, between stages: "max_pool" or "context_pool" (stride 2)
+};
+
 struct ModelConfig {
-  std::string type = "transformer_lm";
+  std::string type = "transformer_lm";  // "transformer_lm", "vit" or "convnet"
   int64_t vocab_size = 0;  // 0: taken from the corpus
   int64_t n_layers = 4;
   int64_t d_model = 128;
@@ -46,17 +59,32 @@ struct ModelConfig {
   std::string attention = "full";  // "full", "local" (sliding window) or "adaptive_span"
   int64_t local_window = 32;       // attention = "local": keys i - W < j <= i
   AdaptiveSpanConfig adaptive_span;
-  ContextPoolConfig context_pool;
+  ContextPoolConfig context_pool;  // vit: ContextPool2d on the patch grid; convnet: its downsampling
+  ImageModelConfig image;          // vit and convnet only
 
+  bool is_image_model() const { return type == "vit" || type == "convnet"; }
   // Every value in range and every name known; an error names the key ("config: 'model.attention'
   // must be one of ..."). RunConfig::from_json and the TransformerLM constructor call it.
   void validate() const;
+
+ private:
+  void validate_image() const;
 };
 
 struct DataConfig {
-  std::string path = "../shared/data/tinyshakespeare.txt";
-  double train_fraction = 0.9;
-  double validation_fraction = 0.1;
+  std::string dataset = "text";  // "text" (a byte corpus) or "fashion_mnist"
+  std::string path = "../shared/data/tinyshakespeare.txt";  // fashion_mnist: its directory (data/fashion-mnist)
+  double train_fraction = 0.9;       // text
+  double validation_fraction = 0.1;  // text
+  // Images: the last validation_size training images are held out for validation (model selection);
+  // the test set is the dataset's own. Augmentation of training batches; per-channel normalisation
+  // with the training images' statistics.
+  int64_t validation_size = 5000;
+  int64_t crop_padding = 0;      // > 0: random crops of the image zero-padded by this many pixels
+  bool horizontal_flip = false;
+  bool normalize = true;
+
+  bool is_images() const { return dataset != "text"; }
 };
 
 struct OptimConfig {
@@ -85,7 +113,7 @@ struct TrainConfig {
   int64_t log_interval = 50;
   int64_t checkpoint_interval = 500;  // 0: only at the end
   int64_t stop_after = 0;           // > 0: stop (with a checkpoint) after this many steps, as if interrupted
-  bool keep_best = false;           // keep the weights with the best validation bpc (best.safetensors + best.json)
+  bool keep_best = false;           // keep the weights with the best validation bpc or accuracy (best.safetensors + best.json)
   uint64_t seed = 1337;
   int64_t threads = 0;              // 0: CTXPOOL_NUM_THREADS or all cores
   std::string device = "cpu";       // "cpu", "cuda" or "cuda:N": where the model trains

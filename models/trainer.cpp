@@ -8,11 +8,9 @@
 #include "autograd/grad_mode.h"
 #include "core/file_io.h"
 #include "core/parallel.h"
-#include "cuda/cuda_api.h"
 #include "models/progress.h"
-#include "nn/optim/adamw.h"
+#include "models/train_utils.h"
 #include "nn/optim/schedule.h"
-#include "nn/optim/sgd.h"
 #include "nn/serialize.h"
 #include "ops/ops.h"
 
@@ -32,46 +30,16 @@ std::string resolve_data_path(const std::string& path) {
   detail::fail("data: corpus not found (tried ", tried, ")");
 }
 
-namespace {
-
-std::unique_ptr<nn::optim::Optimizer> make_optimizer(const OptimConfig& o, nn::Module& model) {
-  // Weight decay on matrices (and embeddings) only, if asked: not on biases and LayerNorm scales.
-  std::vector<Tensor> decay, no_decay;
-  // Adaptive spans (".span.z") never decay: their own penalty is the regulariser the method defines.
-  for (auto& [name, p] : model.named_parameters()) {
-    const bool span = name.size() >= 7 && name.compare(name.size() - 7, 7, ".span.z") == 0;
-    ((o.decay_matrices_only && p.dim() < 2) || span ? no_decay : decay).push_back(p);
-  }
-  std::vector<nn::optim::ParamGroup> groups{{decay, o.lr, o.weight_decay}};
-  if (!no_decay.empty()) groups.push_back({no_decay, o.lr, 0.0});
-  if (o.type == "sgd") {
-    return std::make_unique<nn::optim::SGD>(groups, nn::optim::SGDOptions{o.lr, o.momentum, false, o.weight_decay});
-  }
-  return std::make_unique<nn::optim::AdamW>(groups, nn::optim::AdamWOptions{o.lr, o.beta1, o.beta2, o.eps, o.weight_decay});
-}
-
-nlohmann::json generator_json(const Generator& g) { return {{"seed", g.seed()}, {"offset", g.offset()}}; }
-
-}  // namespace
-
 Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
+  CTXPOOL_CHECK(!config_.model.is_image_model(), "Trainer: model.type \"", config_.model.type, "\" is an image "
+                "classifier; train it with ImageTrainer (models/image_trainer.h)");
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
   std::unique_ptr<Checkpoint> ckpt;
   if (resume && has_checkpoint(config_.train.run_dir)) {
     ckpt = std::make_unique<Checkpoint>(load_checkpoint(config_.train.run_dir));
     CTXPOOL_CHECK(ckpt->sidecar.contains("config"), "resume: the checkpoint in '", config_.train.run_dir,
                   "' has no config");
-    const RunConfig saved = RunConfig::from_json(ckpt->sidecar["config"]);
-    const auto same = [](const nlohmann::json& a, const nlohmann::json& b) { return a.dump() == b.dump(); };
-    nlohmann::json mine = config_.to_json();
-    if (config_.model.vocab_size == 0) mine["model"]["vocab_size"] = saved.model.vocab_size;  // "from the corpus"
-    CTXPOOL_CHECK(same(saved.to_json()["model"], mine["model"]) &&
-                      same(saved.to_json()["optim"], config_.to_json()["optim"]) &&
-                      saved.data.train_fraction == config_.data.train_fraction &&
-                      saved.data.validation_fraction == config_.data.validation_fraction &&
-                      saved.train.batch_size == config_.train.batch_size && saved.train.seed == config_.train.seed,
-                  "resume: the config differs from the checkpoint's in model, optim, data split, batch size or "
-                  "seed; resume with the run's own config (ctxpool-train --resume --run-dir DIR)");
+    check_resume_config(RunConfig::from_json(ckpt->sidecar["config"]), config_, config_.train.run_dir);
   }
 
   nn::data::CorpusOptions copts;
@@ -82,13 +50,7 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
   CTXPOOL_CHECK(config_.model.vocab_size == corpus_.vocab_size(), "config: model.vocab_size is ",
                 config_.model.vocab_size, " but the corpus has ", corpus_.vocab_size(), " distinct bytes");
 
-  device_ = parse_device(config_.train.device);
-  if (device_.is_cuda()) {
-    CTXPOOL_CHECK(cuda::built_with_cuda(), "trainer: train.device is '", config_.train.device,
-                  "' but ctxpool was built without CUDA (configure with the CUDA toolkit installed)");
-    CTXPOOL_CHECK(device_.index < cuda::device_count(), "trainer: train.device is '", config_.train.device,
-                  "' but this machine has ", cuda::device_count(), " CUDA device(s)");
-  }
+  device_ = training_device(config_.train);
   manual_seed(config_.train.seed);  // model initialisation (on the CPU, so every device starts alike) and dropout
   model_ = std::make_shared<TransformerLM>(config_.model);
   model_->to(device_);
@@ -124,15 +86,7 @@ void Trainer::restore(const Checkpoint& ckpt) {
   default_generator().set_state(rng.at("default").at("seed"), rng.at("default").at("offset"));
   data_gen_.set_state(rng.at("data").at("seed"), rng.at("data").at("offset"));
   step_ = ckpt.step;
-  // Metrics written after the checkpoint (by the run that stopped) are dropped: they will be redone.
-  std::istringstream in(file_exists(metrics_path_) ? read_file(metrics_path_) : "");
-  std::string line, kept;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.value("step", int64_t(0)) <= step_) kept += line + "\n";
-  }
-  write_file_atomic(metrics_path_, kept);
+  truncate_metrics(metrics_path_, step_);  // later lines (by the run that stopped) will be redone
   // The best evaluation so far, unless it came after the checkpoint (the run will redo those steps).
   const std::string best_path = config_.train.run_dir + "/best.json";
   if (config_.train.keep_best && file_exists(best_path)) {
@@ -184,9 +138,7 @@ void Trainer::write_metrics(const StepRecord& r) {
   if (!std::isnan(r.val_bpc)) j["val_bpc"] = r.val_bpc;
   if (!std::isnan(r.aux_loss)) j["aux_loss"] = r.aux_loss;
   for (const auto& [key, value] : r.diagnostics) j[key] = value;
-  std::ofstream out(metrics_path_, std::ios::app);
-  out << j.dump() << "\n";
-  CTXPOOL_CHECK(out.good(), "trainer: cannot append to '", metrics_path_, "'");
+  append_metrics(metrics_path_, j);
 }
 
 double Trainer::evaluate(Split split) { return evaluate(split, config_.train.max_eval_windows); }

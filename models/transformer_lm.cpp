@@ -23,6 +23,8 @@ nn::ContextPool1dOptions context_pool_options(const ContextPoolConfig& c) {
 }
 
 TransformerLM::TransformerLM(const ModelConfig& c, DType dtype) : nn::Module("TransformerLM"), config_(c) {
+  CTXPOOL_CHECK(c.type == "transformer_lm", "TransformerLM: model.type must be \"transformer_lm\", got \"", c.type,
+                "\"");
   CTXPOOL_CHECK(c.vocab_size > 0, "TransformerLM: vocab_size must be positive, got ", c.vocab_size);
   c.validate();
   tok_emb = register_module("tok_emb", std::make_shared<nn::Embedding>(c.vocab_size, c.d_model, dtype));

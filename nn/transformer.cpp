@@ -27,7 +27,9 @@ TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, DType dtype
   ao.kind = o.attention;
   ao.local_window = o.local_window;
   ao.span = o.span;
-  ao.split_qkv = o.context_pool && o.pool_kv_only;
+  CTXPOOL_CHECK(!(o.context_pool && o.external_pool), "TransformerBlock: context_pool and external_pool exclude "
+                "each other (the block owns its pool, or the caller passes one)");
+  ao.split_qkv = (o.context_pool || o.external_pool) && o.pool_kv_only;
   attn = register_module("attn", std::make_shared<MultiheadAttention>(ao, dtype));
   ln2 = register_module("ln2", std::make_shared<LayerNorm>(o.dim, o.layer_norm_eps, true, dtype));
   mlp = register_module("mlp", std::make_shared<MLP>(o.dim, o.mlp_hidden, o.gelu_approximate, dtype));
@@ -35,15 +37,26 @@ TransformerBlock::TransformerBlock(const TransformerBlockOptions& o, DType dtype
 }
 
 Tensor TransformerBlock::forward(const Tensor& x) {
+  CTXPOOL_CHECK(!options.external_pool, "TransformerBlock: built with external_pool, so forward needs the pool: "
+                "forward(x, pool)");
+  if (!pool) return finish(x, attn->forward(ln1->forward(x)));
+  return forward_pooled(x, [this](const Tensor& normed) { return pool->forward(normed); });
+}
+
+Tensor TransformerBlock::forward(const Tensor& x, const std::function<Tensor(const Tensor&)>& external) {
+  CTXPOOL_CHECK(options.external_pool, "TransformerBlock: forward(x, pool) needs options.external_pool");
+  return forward_pooled(x, external);
+}
+
+Tensor TransformerBlock::forward_pooled(const Tensor& x, const std::function<Tensor(const Tensor&)>& pool_fn) {
   const Tensor normed = ln1->forward(x);
-  Tensor a;
-  if (!pool) {
-    a = attn->forward(normed);
-  } else {
-    const Tensor pooled = pool->forward(normed);
-    a = options.pool_kv_only ? attn->forward(normed, pooled) : attn->forward(pooled);
-  }
-  Tensor h = ops::add(x, drop->forward(a));
+  const Tensor pooled = pool_fn(normed);
+  return finish(x, options.pool_kv_only ? attn->forward(normed, pooled) : attn->forward(pooled));
+}
+
+// The residual around attention, then the MLP's.
+Tensor TransformerBlock::finish(const Tensor& x, const Tensor& attended) {
+  Tensor h = ops::add(x, drop->forward(attended));
   return ops::add(h, drop->forward(mlp->forward(ln2->forward(h))));
 }
 

@@ -4,6 +4,7 @@
 // the pooled features p = pool(ln1(x)): attn(p) (pooled: qkv), or queries from ln1(x) and keys and
 // values from p (pooled: kv). The residual stream itself is never pooled here.
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -39,6 +40,7 @@ struct TransformerBlockOptions {
   bool context_pool = false;             // attention reads ContextPool(ln1(x))
   ContextPool1dOptions pool = {};        // its options (pool.pool.causal follows `causal`)
   bool pool_kv_only = false;             // pooled: kv (queries read ln1(x)) rather than qkv
+  bool external_pool = false;            // attention reads a pool the caller owns: forward(x, pool)
 };
 
 class TransformerBlock : public Module {
@@ -47,12 +49,20 @@ class TransformerBlock : public Module {
   const TransformerBlockOptions options;
   // x [B, T, d] -> [B, T, d]
   Tensor forward(const Tensor& x) override;
+  // With options.external_pool: attention reads pool(ln1(x)) (all of q, k, v, or k and v with
+  // pool_kv_only), for a pool that needs more than the sequence, such as a ViT's ContextPool2d over
+  // its patch grid. `pool` maps [B, T, d] to [B, T, d].
+  Tensor forward(const Tensor& x, const std::function<Tensor(const Tensor&)>& pool);
 
   std::shared_ptr<LayerNorm> ln1, ln2;
   std::shared_ptr<ContextPool1d> pool;  // attention-input ContextPool, or null
   std::shared_ptr<MultiheadAttention> attn;
   std::shared_ptr<MLP> mlp;
   std::shared_ptr<Dropout> drop;
+
+ private:
+  Tensor forward_pooled(const Tensor& x, const std::function<Tensor(const Tensor&)>& pool_fn);
+  Tensor finish(const Tensor& x, const Tensor& attended);
 };
 
 }  // namespace ctxpool::nn

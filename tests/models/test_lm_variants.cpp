@@ -6,6 +6,7 @@
 
 #include "helpers/test_utils.h"
 #include "helpers/tiny_run.h"
+#include "models/image_classifier.h"
 #include "models/trainer.h"
 
 using namespace ctxpool;
@@ -278,6 +279,16 @@ TEST(LMVariants, ExampleConfigsBuild) {
   for (const auto& entry : std::filesystem::directory_iterator(CTXPOOL_EXAMPLES_DIR "/configs")) {
     if (entry.path().extension() != ".json") continue;
     models::RunConfig c = models::RunConfig::from_file(entry.path().string());
+    if (c.model.is_image_model()) {  // a Fashion-MNIST classifier
+      c.model.image.in_channels = 1;
+      c.model.image.image_size = 28;
+      c.model.image.num_classes = 10;
+      auto model = models::make_image_classifier(c.model);
+      EXPECT_GT(model->num_parameters(), 0) << entry.path();
+      EXPECT_GT(model->flops_per_image(), 0) << entry.path();
+      ++count;
+      continue;
+    }
     c.model.vocab_size = 65;
     models::TransformerLM model(c.model);
     EXPECT_GT(model.num_parameters(), 0) << entry.path();

@@ -1,0 +1,35 @@
+// What the language-model trainer (trainer.h) and the image trainer (image_trainer.h) share: the
+// optimizer a config describes, the training device, the resume checks, and metrics files.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "core/random.h"
+#include "models/config.h"
+#include "nn/module.h"
+#include "nn/optim/optimizer.h"
+
+namespace ctxpool::models {
+
+// AdamW or SGD over the model's parameters, with weight decay on matrices only if asked (not on
+// biases and norm scales) and never on adaptive spans (their own penalty is their regulariser).
+std::unique_ptr<nn::optim::Optimizer> make_optimizer(const OptimConfig& o, nn::Module& model);
+
+// train.device, checked: a CUDA device needs a CUDA build and must exist on this machine.
+Device training_device(const TrainConfig& t);
+
+// A resumed run must train the same model the same way: the model, optimizer, data, batch size and
+// seed of `mine` must match the checkpoint's `saved` config (else a clear error).
+void check_resume_config(const RunConfig& saved, const RunConfig& mine, const std::string& run_dir);
+
+// Keeps the metrics lines of steps <= step (the run that stopped may have written later ones, which
+// the resumed run redoes).
+void truncate_metrics(const std::string& metrics_path, int64_t step);
+void append_metrics(const std::string& metrics_path, const nlohmann::json& record);
+
+nlohmann::json generator_json(const Generator& g);
+
+}  // namespace ctxpool::models
