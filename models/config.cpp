@@ -204,9 +204,10 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     Section s(j["data"], "data");
     DataConfig& d = c.data;
     s.read("dataset", d.dataset);
-    CTXPOOL_CHECK(d.dataset == "text" || d.dataset == "fashion_mnist", "config: 'data.dataset' must be \"text\" "
-                  "or \"fashion_mnist\", got \"", d.dataset, "\"");
-    if (d.is_images()) d.path = "data/fashion-mnist";  // the dataset's default, unless given
+    CTXPOOL_CHECK(d.dataset == "text" || d.dataset == "fashion_mnist" || d.dataset == "cifar10", "config: "
+                  "'data.dataset' must be \"text\", \"fashion_mnist\" or \"cifar10\", got \"", d.dataset, "\"");
+    if (d.dataset == "fashion_mnist") d.path = "data/fashion-mnist";  // the dataset's default, unless given
+    if (d.dataset == "cifar10") d.path = "data/cifar10-jpeg";
     s.read("path", d.path);
     s.read("train_fraction", d.train_fraction);
     s.read("validation_fraction", d.validation_fraction);

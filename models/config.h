@@ -72,8 +72,9 @@ struct ModelConfig {
 };
 
 struct DataConfig {
-  std::string dataset = "text";  // "text" (a byte corpus) or "fashion_mnist"
-  std::string path = "../shared/data/tinyshakespeare.txt";  // fashion_mnist: its directory (data/fashion-mnist)
+  std::string dataset = "text";  // "text" (a byte corpus), "fashion_mnist" or "cifar10"
+  // The corpus file, or the image dataset's directory (default data/fashion-mnist, data/cifar10-jpeg).
+  std::string path = "../shared/data/tinyshakespeare.txt";
   double train_fraction = 0.9;       // text
   double validation_fraction = 0.1;  // text
   // Images: the last validation_size training images are held out for validation (model selection);

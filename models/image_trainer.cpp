@@ -9,6 +9,7 @@
 #include "models/progress.h"
 #include "models/train_utils.h"
 #include "models/trainer.h"
+#include "nn/data/cifar10.h"
 #include "nn/data/prefetcher.h"
 #include "nn/optim/schedule.h"
 #include "nn/serialize.h"
@@ -17,15 +18,18 @@
 namespace ctxpool::models {
 
 ImageData load_image_data(const DataConfig& data) {
-  CTXPOOL_CHECK(data.dataset == "fashion_mnist", "data: '", data.dataset, "' is not an image dataset this build "
-                "can load (fashion_mnist)");
+  CTXPOOL_CHECK(data.dataset == "fashion_mnist" || data.dataset == "cifar10", "data: '", data.dataset,
+                "' is not an image dataset (fashion_mnist, cifar10)");
   const std::string dir = resolve_data_path(data.path);
-  const nn::data::ImageSet train = nn::data::load_fashion_mnist(dir, "train");
+  auto load = [&](const char* split) {
+    return data.dataset == "cifar10" ? nn::data::load_cifar10(dir, split) : nn::data::load_fashion_mnist(dir, split);
+  };
+  const nn::data::ImageSet train = load("train");
   CTXPOOL_CHECK(data.validation_size < train.size(), "data: validation_size ", data.validation_size,
                 " leaves no training images (the training set has ", train.size(), ")");
   const int64_t kept = train.size() - data.validation_size;
   return {nn::data::image_subset(train, 0, kept), nn::data::image_subset(train, kept, data.validation_size),
-          nn::data::load_fashion_mnist(dir, "test")};
+          load("test")};
 }
 
 ImageTrainer::ImageTrainer(const RunConfig& config, bool resume) : config_(config) {
