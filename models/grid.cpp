@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/file_io.h"
+#include "models/image_trainer.h"
 #include "models/trainer.h"
 
 namespace ctxpool::models {
@@ -88,7 +89,7 @@ Grid Grid::from_json(const nlohmann::json& j, const std::string& base_dir) {
   g.results_dir = j.value("results_dir", g.results_dir);
   for (size_t c = 0; c < g.configs.size(); ++c) {
     const RunConfig rc = g.run_config(c, g.seeds[0]);  // every override checked now
-    CTXPOOL_CHECK(rc.data.train_fraction + rc.data.validation_fraction < 1.0 - 1e-9, "grid '", g.name, "', config '",
+    CTXPOOL_CHECK(rc.data.is_images() || rc.data.train_fraction + rc.data.validation_fraction < 1.0 - 1e-9, "grid '", g.name, "', config '",
                   g.configs[c].name, "': the data needs a test split (train_fraction + validation_fraction < 1, "
                   "e.g. 0.9 and 0.05)");
   }
@@ -122,24 +123,33 @@ RunConfig Grid::run_config(size_t config, uint64_t seed) const {
 }
 
 nlohmann::json RunResult::to_json() const {
-  return {{"config", config},       {"seed", seed},         {"steps", steps},
-          {"best_step", best_step}, {"parameters", parameters}, {"best_val_bpc", best_val_bpc},
-          {"test_bpc", test_bpc},   {"flops_per_token", flops_per_token}, {"ms_per_step", ms_per_step},
-          {"tokens_per_s", tokens_per_s}};
+  const bool bpc = metric == "bpc";
+  return {{"config", config},
+          {"seed", seed},
+          {"steps", steps},
+          {"best_step", best_step},
+          {"parameters", parameters},
+          {bpc ? "best_val_bpc" : "best_val_acc", best_val},
+          {bpc ? "test_bpc" : "test_acc", test},
+          {bpc ? "flops_per_token" : "flops_per_image", flops},
+          {"ms_per_step", ms_per_step},
+          {bpc ? "tokens_per_s" : "images_per_s", items_per_s}};
 }
 
 RunResult RunResult::from_json(const nlohmann::json& j) {
   RunResult r;
+  r.metric = j.contains("best_val_acc") ? "acc" : "bpc";
+  const bool bpc = r.metric == "bpc";
   r.config = j.at("config").get<std::string>();
   r.seed = j.at("seed").get<uint64_t>();
   r.steps = j.at("steps").get<int64_t>();
   r.best_step = j.at("best_step").get<int64_t>();
   r.parameters = j.at("parameters").get<int64_t>();
-  r.best_val_bpc = j.at("best_val_bpc").get<double>();
-  r.test_bpc = j.at("test_bpc").get<double>();
-  r.flops_per_token = j.at("flops_per_token").get<double>();
+  r.best_val = j.at(bpc ? "best_val_bpc" : "best_val_acc").get<double>();
+  r.test = j.at(bpc ? "test_bpc" : "test_acc").get<double>();
+  r.flops = j.at(bpc ? "flops_per_token" : "flops_per_image").get<double>();
   r.ms_per_step = j.at("ms_per_step").get<double>();
-  r.tokens_per_s = j.at("tokens_per_s").get<double>();
+  r.items_per_s = j.at(bpc ? "tokens_per_s" : "images_per_s").get<double>();
   return r;
 }
 
@@ -166,7 +176,8 @@ void save_curve(const Grid& grid, const std::string& run_dir, const std::string&
   for (std::string line; std::getline(in, line);) {
     const auto j = nlohmann::json::parse(line, nullptr, false);
     if (j.is_discarded()) continue;
-    if (j.contains("val_bpc") || j.value("step", int64_t(1)) % log_interval == 0) kept += line + "\n";
+    const bool evaluation = j.contains("val_bpc") || j.contains("val_acc") || j.contains("test_acc");
+    if (evaluation || j.value("step", int64_t(1)) % log_interval == 0) kept += line + "\n";
   }
   make_directories(grid.results_dir + "/" + grid.name);
   write_file_atomic(grid.results_dir + "/" + grid.name + "/" + name + ".jsonl", kept);
@@ -198,6 +209,44 @@ std::map<std::pair<std::string, uint64_t>, RunResult> recorded_runs(const Grid& 
     }
   }
   return out;
+}
+
+// Trains (or resumes) one language-model run; once finished, tests the weights with the best
+// validation bpc once on the whole test split. r.steps < train.steps: it stopped early.
+RunResult train_lm_run(const RunConfig& cfg, int64_t& first_step) {
+  Trainer trainer(cfg, /*resume=*/true);
+  first_step = trainer.step();
+  if (trainer.step() < cfg.train.steps) trainer.fit();
+  RunResult r;
+  r.metric = "bpc";
+  r.steps = trainer.step();
+  if (r.steps < cfg.train.steps) return r;
+  trainer.load_best();
+  r.best_step = trainer.best_step();
+  r.best_val = trainer.best_val_bpc();
+  r.test = trainer.evaluate(nn::data::Split::Test, 0);
+  r.parameters = trainer.model().num_parameters();
+  r.flops = trainer.model().flops_per_token();
+  return r;
+}
+
+// The same for an image classifier: test accuracy of the best-validation weights.
+RunResult train_image_run(const RunConfig& cfg, int64_t& first_step) {
+  ImageTrainer trainer(cfg, /*resume=*/true);
+  first_step = trainer.step();
+  if (trainer.step() < cfg.train.steps) trainer.fit();
+  RunResult r;
+  r.metric = "acc";
+  r.steps = trainer.step();
+  if (r.steps < cfg.train.steps) return r;
+  trainer.load_best();
+  r.best_step = trainer.best_step();
+  r.best_val = trainer.best_val_acc();
+  r.test = trainer.test_result().acc;
+  if (std::isnan(r.test)) r.test = trainer.evaluate_test().acc;  // finished by an earlier process
+  r.parameters = trainer.model().num_parameters();
+  r.flops = trainer.model().flops_per_image();
+  return r;
 }
 
 }  // namespace
@@ -247,38 +296,28 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
                   static_cast<long long>(cfg.train.steps), dir.c_str(), eta.c_str());
     std::fflush(stdout);
     const auto t0 = std::chrono::steady_clock::now();
-    Trainer trainer(cfg, /*resume=*/true);
-    const int64_t first_step = trainer.step();
-    if (trainer.step() < cfg.train.steps) trainer.fit();
-    const int64_t done_steps = trainer.step() - first_step;
+    int64_t first_step = 0;
+    RunResult r = cfg.model.is_image_model() ? train_image_run(cfg, first_step) : train_lm_run(cfg, first_step);
     trained_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    trained_steps += done_steps;
-    steps_left -= done_steps;
-    if (trainer.step() < cfg.train.steps) {  // stopped early (train.stop_after): resume next time
+    trained_steps += r.steps - first_step;
+    steps_left -= r.steps - first_step;
+    if (r.steps < cfg.train.steps) {  // stopped early (train.stop_after): resume next time
       if (!options.quiet) std::printf("[grid %s] %s seed %llu stopped at step %lld; run the grid again to resume it\n",
                                       grid.name.c_str(), config_name.c_str(), static_cast<unsigned long long>(job.seed),
-                                      static_cast<long long>(trainer.step()));
+                                      static_cast<long long>(r.steps));
       continue;
     }
-    // Test once, with the weights that had the best validation bpc.
-    trainer.load_best();
-    RunResult r;
     r.config = config_name;
     r.seed = job.seed;
-    r.steps = trainer.step();
-    r.best_step = trainer.best_step();
-    r.best_val_bpc = trainer.best_val_bpc();
-    r.test_bpc = trainer.evaluate(nn::data::Split::Test, 0);
-    r.parameters = trainer.model().num_parameters();
-    r.flops_per_token = trainer.model().flops_per_token();
     r.ms_per_step = median_ms_per_step(dir);
-    r.tokens_per_s = static_cast<double>(cfg.train.batch_size * cfg.model.context) / (r.ms_per_step / 1000.0);
+    r.items_per_s = static_cast<double>(cfg.train.batch_size * (r.metric == "bpc" ? cfg.model.context : 1)) /
+                    (r.ms_per_step / 1000.0);
     save_curve(grid, dir, slug(config_name) + "-seed-" + std::to_string(job.seed), cfg.train.log_interval);
     write_file_atomic(dir + "/result.json", r.to_json().dump(2) + "\n");
     if (!options.quiet)
-      std::printf("[grid %s] %s seed %llu: best val bpc %.4f (step %lld), test bpc %.4f\n", grid.name.c_str(),
-                  config_name.c_str(), static_cast<unsigned long long>(job.seed), r.best_val_bpc,
-                  static_cast<long long>(r.best_step), r.test_bpc);
+      std::printf("[grid %s] %s seed %llu: best val %s %.4f (step %lld), test %s %.4f\n", grid.name.c_str(),
+                  config_name.c_str(), static_cast<unsigned long long>(job.seed), r.metric.c_str(), r.best_val,
+                  static_cast<long long>(r.best_step), r.metric.c_str(), r.test);
     results.push_back(r);
     write_grid_results(grid, results);  // the table grows as runs finish
   }

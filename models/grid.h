@@ -1,5 +1,6 @@
 // Experiment grids: named config overrides x seeds, trained one after another on the same data and
-// budget, resumable, summarised as a results table (markdown + JSON).
+// budget, resumable, summarised as a results table (markdown + JSON). Language models and image
+// classifiers alike (a grid's base config says which).
 //
 // A grid file (examples/grids/*.json):
 //   {"name": "contextpool_lm", "comment": "...",
@@ -49,13 +50,22 @@ struct Grid {
   std::string run_dir(size_t config, uint64_t seed) const;
 };
 
-// What one finished run contributes to the table (its result.json).
+// What one finished run contributes to the table (its result.json). Language models are measured in
+// bits per character (lower is better) per token, image classifiers in accuracy (higher is better)
+// per image; the JSON keys say which (best_val_bpc, test_bpc, flops_per_token, tokens_per_s, or
+// best_val_acc, test_acc, flops_per_image, images_per_s).
 struct RunResult {
   std::string config;
   uint64_t seed = 0;
   int64_t steps = 0, best_step = 0, parameters = 0;
-  double best_val_bpc = 0, test_bpc = 0, flops_per_token = 0, ms_per_step = 0, tokens_per_s = 0;
+  std::string metric = "bpc";  // "bpc" or "acc"
+  double best_val = 0;         // the best validation bpc / accuracy
+  double test = 0;             // the test bpc / accuracy of the checkpoint with the best validation
+  double flops = 0;            // forward FLOPs per token / per image
+  double ms_per_step = 0;
+  double items_per_s = 0;      // tokens / images per second
 
+  bool higher_is_better() const { return metric == "acc"; }
   nlohmann::json to_json() const;
   static RunResult from_json(const nlohmann::json& j);
 };
@@ -71,8 +81,9 @@ struct GridOptions {
 std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options = {});
 
 // <results_dir>/<name>.md and <name>.json: per config, mean +- std over seeds of the best validation
-// bpc and of the test bpc of the best-validation checkpoint, parameters, FLOPs per token, ms per step,
-// tokens per second; with a reference pair, the share of the shallow -> deep gap each config recovers.
+// bpc (accuracy) and of the test bpc (accuracy) of the best-validation checkpoint, parameters, FLOPs
+// per token (image), ms per step, tokens (images) per second; with a reference pair, the share of the
+// shallow -> deep gap each config recovers.
 void write_grid_results(const Grid& grid, const std::vector<RunResult>& results);
 
 // "plain L=4" -> "plain-L-4": a name usable as a directory.

@@ -53,6 +53,12 @@ std::vector<double> collect(const Row& row, double RunResult::*field) {
   return v;
 }
 
+// Transformer blocks, or a ConvNet's convolution layers.
+int64_t layers(const ModelConfig& m) {
+  if (m.type == "convnet") return static_cast<int64_t>(m.image.channels.size()) * m.image.convs_per_stage;
+  return m.n_layers;
+}
+
 }  // namespace
 
 void write_grid_results(const Grid& grid, const std::vector<RunResult>& results) {
@@ -63,10 +69,10 @@ void write_grid_results(const Grid& grid, const std::vector<RunResult>& results)
     row.config = grid.run_config(c, grid.seeds[0]);
     for (const RunResult& r : results)
       if (r.config == row.entry->name) row.runs.push_back(&r);
-    row.val = spread(collect(row, &RunResult::best_val_bpc));
-    row.test = spread(collect(row, &RunResult::test_bpc));
+    row.val = spread(collect(row, &RunResult::best_val));
+    row.test = spread(collect(row, &RunResult::test));
     row.ms = spread(collect(row, &RunResult::ms_per_step));
-    row.tok = spread(collect(row, &RunResult::tokens_per_s));
+    row.tok = spread(collect(row, &RunResult::items_per_s));
     rows.push_back(std::move(row));
   }
   auto find = [&](const std::string& name) -> const Row* {
@@ -88,37 +94,50 @@ void write_grid_results(const Grid& grid, const std::vector<RunResult>& results)
   }
 
   const RunConfig base = RunConfig::from_json(grid.base);
+  const bool images = base.model.is_image_model();
+  // The metric's words: bits per character per token, or accuracy per image.
+  const std::string metric = images ? "accuracy" : "bpc", item = images ? "image" : "token";
+  const std::string item_col = images ? "img/s" : "tok/s", flops_col = images ? "MFLOPs/image" : "MFLOPs/token";
   std::ostringstream md;
   md << "# Results: grid `" << grid.name << "`\n\n" << conclusion << "\n\n";
   if (!grid.comment.empty()) md << grid.comment << "\n\n";
   md << "**Budget, the same for every row unless its overrides say otherwise:** " << base.train.steps
-     << " steps of batch " << base.train.batch_size << " x context " << base.model.context << " on `"
-     << base.data.path << "` (split " << base.data.train_fraction << " / " << base.data.validation_fraction
-     << " / rest); AdamW lr " << base.optim.lr << ", " << base.schedule.warmup_steps << " warm-up steps, cosine to "
-     << base.schedule.min_lr_ratio << " x lr. Seeds:";
+     << " steps of batch " << base.train.batch_size;
+  if (images) {
+    md << " images of `" << base.data.dataset << "` (" << base.data.validation_size
+       << " training images held out for validation; crop padding " << base.data.crop_padding << ", flip "
+       << (base.data.horizontal_flip ? "on" : "off") << ")";
+  } else {
+    md << " x context " << base.model.context << " on `" << base.data.path << "` (split " << base.data.train_fraction
+       << " / " << base.data.validation_fraction << " / rest)";
+  }
+  md << "; " << (base.optim.type == "sgd" ? "SGD" : "AdamW") << " lr " << base.optim.lr << ", "
+     << base.schedule.warmup_steps << " warm-up steps, cosine to " << base.schedule.min_lr_ratio << " x lr. Seeds:";
   for (uint64_t s : grid.seeds) md << " " << s;
-  md << ". Validation bpc every " << base.train.eval_interval << " steps on "
-     << (base.train.max_eval_windows > 0 ? "the first " + std::to_string(base.train.max_eval_windows) : std::string("all"))
-     << " validation windows; the best is reported, and the test bpc of that checkpoint, measured once on the whole "
+  md << ". Validation " << metric << " every " << base.train.eval_interval << " steps on ";
+  if (images) md << "the held-out images";
+  else md << (base.train.max_eval_windows > 0 ? "the first " + std::to_string(base.train.max_eval_windows) : std::string("all"))
+          << " validation windows";
+  md << "; the best is reported, and the test " << metric << " of that checkpoint, measured once on the whole "
         "test split. Mean ± sample standard deviation over seeds. ms/step is each run's median, averaged over seeds "
         "(the machine is shared: compare within one table). Made by `ctxpool-grid`; runs in `"
      << grid.runs_dir << "`.\n\n";
   if (deep && shallow)
-    md << "*gap recovered*: (shallow - row) / (shallow - deep) of the mean best validation bpc, with shallow = `"
-       << shallow->entry->name << "` and deep = `" << deep->entry->name << "`. *vs deep*: the row's mean minus the "
-       << "deep row's; **bold** when it exceeds twice the larger of the two seed spreads.\n\n";
-  md << "| config | layers | params | MFLOPs/token | best val bpc | test bpc |";
+    md << "*gap recovered*: (shallow - row) / (shallow - deep) of the mean best validation " << metric
+       << ", with shallow = `" << shallow->entry->name << "` and deep = `" << deep->entry->name << "`. *vs deep*: "
+       << "the row's mean minus the deep row's; **bold** when it exceeds twice the larger of the two seed spreads.\n\n";
+  md << "| config | layers | params | " << flops_col << " | best val " << metric << " | test " << metric << " |";
   if (deep && shallow) md << " vs deep | gap recovered |";
-  md << " ms/step | tok/s | seeds done |\n|---|---:|---:|---:|---:|---:|";
+  md << " ms/step | " << item_col << " | seeds done |\n|---|---:|---:|---:|---:|---:|";
   if (deep && shallow) md << "---:|---:|";
   md << "---:|---:|---:|\n";
 
   nlohmann::json out_rows = nlohmann::json::array();
   for (const Row& row : rows) {
     const bool any = !row.runs.empty();
-    md << "| " << row.entry->name << " | " << row.config.model.n_layers << " | "
+    md << "| " << row.entry->name << " | " << layers(row.config.model) << " | "
        << (any ? std::to_string(row.runs[0]->parameters) : "-") << " | "
-       << (any ? fmt("%.3f", row.runs[0]->flops_per_token / 1e6) : "-") << " | " << mean_pm(row.val) << " | "
+       << (any ? fmt("%.3f", row.runs[0]->flops / 1e6) : "-") << " | " << mean_pm(row.val) << " | "
        << mean_pm(row.test) << " |";
     double gap = NAN, vs_deep = NAN;
     if (deep && shallow) {
@@ -140,14 +159,15 @@ void write_grid_results(const Grid& grid, const std::vector<RunResult>& results)
                             {"std", std::isnan(s.std) ? nlohmann::json() : nlohmann::json(s.std)}};
     };
     out_rows.push_back({{"name", row.entry->name},
-                        {"n_layers", row.config.model.n_layers},
+                        {"n_layers", layers(row.config.model)},
                         {"overrides", row.entry->overrides},
                         {"parameters", any ? nlohmann::json(row.runs[0]->parameters) : nlohmann::json()},
-                        {"flops_per_token", any ? nlohmann::json(row.runs[0]->flops_per_token) : nlohmann::json()},
-                        {"best_val_bpc", stat(row.val)},
-                        {"test_bpc", stat(row.test)},
+                        {images ? "flops_per_image" : "flops_per_token",
+                         any ? nlohmann::json(row.runs[0]->flops) : nlohmann::json()},
+                        {images ? "best_val_acc" : "best_val_bpc", stat(row.val)},
+                        {images ? "test_acc" : "test_bpc", stat(row.test)},
                         {"ms_per_step", stat(row.ms)},
-                        {"tokens_per_s", stat(row.tok)},
+                        {images ? "images_per_s" : "tokens_per_s", stat(row.tok)},
                         {"gap_recovered", std::isnan(gap) ? nlohmann::json() : nlohmann::json(gap)},
                         {"runs", per_seed}});
   }

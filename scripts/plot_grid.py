@@ -4,9 +4,11 @@
     scripts/plot_grid.sh contextpool_lm          # installs python3-matplotlib on demand, then runs this
 
 Writes, beside the table:
-  <grid>_val_vs_step.png   validation bpc against step, one line per config: mean over seeds, shaded min..max
+  <grid>_val_vs_step.png   validation bpc (language models) or accuracy (image classifiers) against step,
+                           one line per config: mean over seeds, shaded min..max
   <grid>_val_vs_flops.png  the same against training FLOPs = step * batch * context * 3 * forward FLOPs per
-                           token (a backward costs about twice a forward)
+                           token, or step * batch * 3 * forward FLOPs per image (a backward costs about
+                           twice a forward)
   <grid>_context.png       the learned support size of each ContextPool layer (cp_support/<l>) and the
                            adaptive span of each layer (span/<l>) over training, mean over seeds
 """
@@ -62,7 +64,12 @@ def main():
     with open(os.path.join(results_dir, f"{grid}.json")) as f:
         table = json.load(f)
     base = table["base"]
-    tokens_per_step = base["train"]["batch_size"] * base["model"]["context"]
+    images = base["model"].get("type", "transformer_lm") in ("vit", "convnet")
+    if images:  # accuracy per image
+        metric, what, per_step, flops_key = "val_acc", "validation accuracy", base["train"]["batch_size"], "flops_per_image"
+    else:  # bits per character per token
+        metric, what = "val_bpc", "validation bits per character"
+        per_step, flops_key = base["train"]["batch_size"] * base["model"]["context"], "flops_per_token"
 
     fig_step, ax_step = plt.subplots(figsize=(8, 5))
     fig_flops, ax_flops = plt.subplots(figsize=(8, 5))
@@ -73,10 +80,10 @@ def main():
         if not curves:
             continue
         label = f"{row['name']} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
-        steps, mean, lo, hi = mean_band(curves, "val_bpc")
+        steps, mean, lo, hi = mean_band(curves, metric)
         line = ax_step.plot(steps, mean, marker="o", ms=3, label=label)[0]
         ax_step.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
-        flops = [s * tokens_per_step * 3 * row["flops_per_token"] for s in steps]
+        flops = [s * per_step * 3 * row[flops_key] for s in steps]
         ax_flops.plot(flops, mean, marker="o", ms=3, color=line.get_color(), label=label)
         ax_flops.fill_between(flops, lo, hi, color=line.get_color(), alpha=0.15)
         keys = sorted({k for c in curves for m in c for k in m if k.startswith(("cp_support/", "span/"))})
@@ -88,16 +95,17 @@ def main():
 
     for ax, xlabel in ((ax_step, "step"), (ax_flops, "training FLOPs (3 x forward)")):
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("validation bits per character")
+        ax.set_ylabel(what)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     ax_flops.set_xscale("log")
-    ax_step.set_title(f"{grid}: validation bpc (mean over seeds, min..max shaded)")
-    ax_flops.set_title(f"{grid}: validation bpc against training compute")
+    short = "accuracy" if images else "bpc"
+    ax_step.set_title(f"{grid}: validation {short} (mean over seeds, min..max shaded)")
+    ax_flops.set_title(f"{grid}: validation {short} against training compute")
     outputs = [(fig_step, "val_vs_step"), (fig_flops, "val_vs_flops")]
     if drew_ctx:
         ax_ctx.set_xlabel("step")
-        ax_ctx.set_ylabel("tokens")
+        ax_ctx.set_ylabel("grid positions" if images else "tokens")
         ax_ctx.set_yscale("log")
         ax_ctx.set_title("learned ContextPool support size s and adaptive span, per layer (mean over seeds)")
         ax_ctx.grid(alpha=0.3)

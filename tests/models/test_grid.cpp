@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "helpers/test_utils.h"
+#include "helpers/tiny_images.h"
 #include "helpers/tiny_run.h"
 #include "models/grid.h"
 
@@ -55,10 +56,10 @@ TEST(Grid, ResumesSkipsFinishedRunsAndWritesTheTable) {
   for (size_t i = 0; i < 2; ++i) {
     EXPECT_EQ(resumed[i].steps, 30);
     EXPECT_TRUE(resumed[i].best_step == 10 || resumed[i].best_step == 20 || resumed[i].best_step == 30);
-    EXPECT_EQ(resumed[i].best_val_bpc, straight[i].best_val_bpc) << resumed[i].config;  // bit for bit
-    EXPECT_EQ(resumed[i].test_bpc, straight[i].test_bpc) << resumed[i].config;
-    EXPECT_GT(resumed[i].test_bpc, 0.5);
-    EXPECT_LT(resumed[i].test_bpc, 8.0);
+    EXPECT_EQ(resumed[i].best_val, straight[i].best_val) << resumed[i].config;  // bit for bit
+    EXPECT_EQ(resumed[i].test, straight[i].test) << resumed[i].config;
+    EXPECT_GT(resumed[i].test, 0.5);
+    EXPECT_LT(resumed[i].test, 8.0);
   }
   EXPECT_GT(resumed[1].parameters, resumed[0].parameters);  // the predictor
   // The curves (log and evaluation steps only) are kept beside the table.
@@ -77,7 +78,7 @@ TEST(Grid, ResumesSkipsFinishedRunsAndWritesTheTable) {
   write_file_atomic(md_path, md);
   const auto table = json::parse(read_file(run.dir + "/results/smoke.json"));
   ASSERT_EQ(table["configs"].size(), 2u);
-  EXPECT_EQ(table["configs"][1]["runs"][0]["best_val_bpc"].get<double>(), resumed[1].best_val_bpc);
+  EXPECT_EQ(table["configs"][1]["runs"][0]["best_val_bpc"].get<double>(), resumed[1].best_val);
 
   // A third pass trains nothing (finished runs are skipped) and keeps the conclusion.
   const auto mtime = std::filesystem::last_write_time(grid.run_dir(0, 5) + "/result.json");
@@ -90,7 +91,7 @@ TEST(Grid, ResumesSkipsFinishedRunsAndWritesTheTable) {
   std::filesystem::remove_all(run.dir + "/runs");
   const auto from_table = models::run_grid(grid, quiet);
   ASSERT_EQ(from_table.size(), 2u);
-  EXPECT_EQ(from_table[1].test_bpc, resumed[1].test_bpc);
+  EXPECT_EQ(from_table[1].test, resumed[1].test);
   EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));  // nothing was retrained
   // ... unless a config's overrides changed: that config runs again.
   json changed = smoke_grid(run, "runs");
@@ -152,4 +153,43 @@ TEST(Grid, ExampleGridsLoad) {
     ++count;
   }
   EXPECT_GE(count, 2);
+}
+
+// An image grid: the same runner trains image classifiers and reports accuracy per image.
+TEST(Grid, ImageClassifiersGiveAnAccuracyTable) {
+  TinyRun run("image_grid", 1);
+  const std::string data = run.dir + "/images";
+  write_idx_dataset(data, 600, 200);
+  json base = tiny_image_config("convnet", "", 40).to_json();
+  base["data"]["path"] = data;
+  base["data"]["validation_size"] = 100;
+  base["train"]["eval_interval"] = 20;
+  const json g = {{"name", "image_smoke"},
+                  {"base", base},
+                  {"seeds", {1}},
+                  {"configs", {{{"name", "max pool"}},
+                               {{"name", "cp pool"}, {"overrides", {{"model", {{"image", {{"downsample", "context_pool"}}}}}}}}}},
+                  {"runs_dir", run.dir + "/runs"},
+                  {"results_dir", run.dir + "/results"}};
+  models::GridOptions quiet;
+  quiet.quiet = true;
+  const auto results = models::run_grid(models::Grid::from_json(g), quiet);
+  ASSERT_EQ(results.size(), 2u);
+  for (const auto& r : results) {
+    EXPECT_EQ(r.metric, "acc");
+    EXPECT_GT(r.best_val, 0.3) << r.config;  // chance is 0.1
+    EXPECT_GT(r.test, 0.3) << r.config;
+    EXPECT_GT(r.flops, 0.0);
+    EXPECT_EQ(models::RunResult::from_json(r.to_json()).to_json(), r.to_json());
+  }
+  const json table = json::parse(read_file(run.dir + "/results/image_smoke.json"));
+  EXPECT_EQ(table["configs"][1]["runs"][0]["test_acc"].get<double>(), results[1].test);
+  EXPECT_TRUE(table["configs"][0].contains("flops_per_image"));
+  const std::string md = read_file(run.dir + "/results/image_smoke.md");
+  EXPECT_NE(md.find("best val accuracy"), std::string::npos);
+  EXPECT_NE(md.find("img/s"), std::string::npos);
+  // The curves keep the evaluation lines, the test accuracy included.
+  const std::string curve = read_file(run.dir + "/results/image_smoke/cp-pool-seed-1.jsonl");
+  EXPECT_NE(curve.find("\"val_acc\""), std::string::npos);
+  EXPECT_NE(curve.find("\"test_acc\""), std::string::npos);
 }
