@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "models/grid.h"
+#include "models/stop_signal.h"
 
 using namespace ctxpool;
 
@@ -42,6 +43,10 @@ int main(int argc, char** argv) {
     const auto results = models::run_grid(grid, options);
     std::printf("\n[grid %s] %zu runs finished; table: %s/%s.md\n", grid.name.c_str(), results.size(),
                 grid.results_dir.c_str(), grid.name.c_str());
+    if (models::stop_requested()) {
+      std::printf("[grid %s] stopped by a signal; run the same command again to resume\n", grid.name.c_str());
+      return 130;
+    }
     return 0;
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -12,6 +12,7 @@
 
 #include "models/checkpoint.h"
 #include "models/image_trainer.h"
+#include "models/stop_signal.h"
 #include "models/trainer.h"
 
 using namespace ctxpool;
@@ -54,6 +55,7 @@ int train_image_classifier(const models::RunConfig& cfg, bool resume) {
   }
   if (trainer.step() > 0) std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
   const double acc = trainer.fit();
+  if (models::stop_requested()) return 130;  // stopped by Ctrl-C / SIGTERM, checkpoint written
   if (!std::isnan(acc)) std::printf("final val_acc %.4f\n", acc);
   if (!std::isnan(trainer.test_result().acc)) std::printf("test_acc %.4f\n", trainer.test_result().acc);
   std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
@@ -113,6 +115,7 @@ int main(int argc, char** argv) {
     }
     if (trainer.step() > 0) std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
     const double bpc = trainer.fit();
+    if (models::stop_requested()) return 130;  // stopped by Ctrl-C / SIGTERM, checkpoint written
     if (!std::isnan(bpc)) std::printf("final val_bpc %.4f\n", bpc);
     std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
     return 0;

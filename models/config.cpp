@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <cmath>
 #include <initializer_list>
 #include <set>
 
@@ -253,6 +254,7 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("log_interval", t.log_interval);
     s.read("checkpoint_interval", t.checkpoint_interval);
     s.read("stop_after", t.stop_after);
+    s.read("skip_nonfinite", t.skip_nonfinite);
     s.read("keep_best", t.keep_best);
     s.read("seed", t.seed);
     s.read("threads", t.threads);
@@ -263,9 +265,40 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
   c.model.validate();
   parse_device(c.train.device);  // a clear error for "gpu" and friends, before any training starts
   CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
+  c.validate_hyperparameters();
   CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,
                 "config: train.steps, batch_size, eval_batch_size and log_interval must be positive");
   return c;
+}
+
+// Values no run can use are refused before any training starts, each naming its key.
+void RunConfig::validate_hyperparameters() const {
+  auto check = [](bool ok, const char* key, double v, const char* want) {
+    CTXPOOL_CHECK(ok, "config: '", key, "' must be ", want, ", got ", v);
+  };
+  check(optim.lr > 0 && std::isfinite(optim.lr), "optim.lr", optim.lr, "positive");
+  check(optim.beta1 >= 0 && optim.beta1 < 1, "optim.beta1", optim.beta1, "in [0, 1)");
+  check(optim.beta2 >= 0 && optim.beta2 < 1, "optim.beta2", optim.beta2, "in [0, 1)");
+  check(optim.eps > 0, "optim.eps", optim.eps, "positive");
+  check(optim.momentum >= 0 && optim.momentum < 1, "optim.momentum", optim.momentum, "in [0, 1)");
+  check(optim.weight_decay >= 0, "optim.weight_decay", optim.weight_decay, ">= 0");
+  check(optim.grad_clip >= 0, "optim.grad_clip", optim.grad_clip, ">= 0 (0: off)");
+  check(schedule.warmup_steps >= 0, "schedule.warmup_steps", static_cast<double>(schedule.warmup_steps), ">= 0");
+  check(schedule.min_lr_ratio >= 0 && schedule.min_lr_ratio <= 1, "schedule.min_lr_ratio", schedule.min_lr_ratio,
+        "in [0, 1]");
+  check(model.init_std > 0, "model.init_std", model.init_std, "positive");
+  check(model.dropout >= 0 && model.dropout < 1, "model.dropout", model.dropout, "in [0, 1)");
+  check(train.eval_interval >= 0, "train.eval_interval", static_cast<double>(train.eval_interval), ">= 0 (0: at the end)");
+  check(train.checkpoint_interval >= 0, "train.checkpoint_interval", static_cast<double>(train.checkpoint_interval),
+        ">= 0 (0: at the end)");
+  check(train.stop_after >= 0, "train.stop_after", static_cast<double>(train.stop_after), ">= 0");
+  check(train.max_eval_windows >= 0, "train.max_eval_windows", static_cast<double>(train.max_eval_windows), ">= 0");
+  check(train.threads >= 0, "train.threads", static_cast<double>(train.threads), ">= 0 (0: all cores)");
+  check(data.train_fraction > 0 && data.validation_fraction > 0 &&
+            data.train_fraction + data.validation_fraction <= 1.0 + 1e-12,
+        "data.train_fraction + data.validation_fraction", data.train_fraction + data.validation_fraction,
+        "at most 1, both positive");
+  CTXPOOL_CHECK(!train.run_dir.empty(), "config: 'train.run_dir' must not be empty");
 }
 
 RunConfig RunConfig::from_file(const std::string& path) {
@@ -301,7 +334,7 @@ nlohmann::json RunConfig::to_json() const {
       {"train", {{"steps", train.steps}, {"batch_size", train.batch_size}, {"eval_interval", train.eval_interval},
                  {"eval_batch_size", train.eval_batch_size}, {"max_eval_windows", train.max_eval_windows},
                  {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
-                 {"stop_after", train.stop_after}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
+                 {"stop_after", train.stop_after}, {"skip_nonfinite", train.skip_nonfinite}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
                  {"device", train.device}, {"run_dir", train.run_dir}}},
   };
   // Image settings only where they apply, so that a language model's config reads as before.

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/file_io.h"
 #include "models/image_trainer.h"
+#include "models/stop_signal.h"
 #include "models/trainer.h"
 
 namespace ctxpool::models {
@@ -190,6 +191,17 @@ std::string hms(double seconds) {
   return buf;
 }
 
+// A base config without the train settings that do not change results (where a run lives, threads,
+// logging, checkpointing, what to do on a stop), so that tables stay valid when such settings are
+// added or changed.
+nlohmann::json comparable(nlohmann::json base) {
+  if (base.contains("train") && base["train"].is_object())
+    for (const char* key : {"run_dir", "threads", "device", "log_interval", "checkpoint_interval", "stop_after",
+                            "skip_nonfinite", "keep_best"})
+      base["train"].erase(key);
+  return base;
+}
+
 // Runs recorded in an earlier table (<results_dir>/<name>.json) with the same base config and the
 // same overrides: they count as finished even when their run directories are gone (runs/ is not
 // committed; the table is).
@@ -198,7 +210,7 @@ std::map<std::pair<std::string, uint64_t>, RunResult> recorded_runs(const Grid& 
   const std::string path = grid.results_dir + "/" + grid.name + ".json";
   if (!file_exists(path)) return out;
   const auto table = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (table.is_discarded() || !table.contains("base") || table["base"] != grid.base) return out;
+  if (table.is_discarded() || !table.contains("base") || comparable(table["base"]) != comparable(grid.base)) return out;
   for (const auto& row : table.value("configs", nlohmann::json::array())) {
     const auto entry = std::find_if(grid.configs.begin(), grid.configs.end(),
                                     [&](const GridEntry& e) { return e.name == row.value("name", ""); });
@@ -288,6 +300,7 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
       continue;
     }
     if (options.table_only) continue;
+    if (stop_requested()) break;  // Ctrl-C / SIGTERM during an earlier run
     const RunConfig cfg = grid.run_config(job.config, job.seed);
     const std::string eta = trained_steps > 0 ? hms(trained_seconds / trained_steps * steps_left) : "unknown yet";
     if (!options.quiet)
@@ -301,7 +314,7 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
     trained_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     trained_steps += r.steps - first_step;
     steps_left -= r.steps - first_step;
-    if (r.steps < cfg.train.steps) {  // stopped early (train.stop_after): resume next time
+    if (r.steps < cfg.train.steps) {  // stopped early (train.stop_after, a signal): resume next time
       if (!options.quiet) std::printf("[grid %s] %s seed %llu stopped at step %lld; run the grid again to resume it\n",
                                       grid.name.c_str(), config_name.c_str(), static_cast<unsigned long long>(job.seed),
                                       static_cast<long long>(r.steps));

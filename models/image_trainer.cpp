@@ -7,6 +7,7 @@
 #include "core/file_io.h"
 #include "core/parallel.h"
 #include "models/progress.h"
+#include "models/stop_signal.h"
 #include "models/train_utils.h"
 #include "models/trainer.h"
 #include "nn/data/cifar10.h"
@@ -226,9 +227,10 @@ double ImageTrainer::fit() {
   nn::data::Prefetcher<nn::data::ImageSet> batches(
       [&](int64_t s) { return training_batch(s, order, order_epoch); }, step_);
   ProgressBar bar(t.steps, step_);
+  StopSignalGuard signals;  // Ctrl-C / SIGTERM: finish the step, checkpoint, stop
   const auto start = std::chrono::steady_clock::now();
   model_->train();
-  while (step_ < end) {
+  while (step_ < end && !stop_requested()) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = schedule(step_);
     optimizer_->set_lr(lr);
@@ -240,10 +242,13 @@ double ImageTrainer::fit() {
     (aux.defined() ? ops::add(loss, aux) : loss).backward();
     const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
                                                     : nn::optim::grad_norm(params);
-    optimizer_->step();
+    const double train_loss = loss.item();
+    const bool finite = std::isfinite(train_loss) && std::isfinite(norm);
+    if (!finite && !t.skip_nonfinite) fail_nonfinite(step_ + 1, train_loss, norm, config_.train.run_dir);
+    if (finite) optimizer_->step();
     ++step_;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    const double train_loss = loss.item();
+    if (!finite) std::printf("\nstep %lld: non-finite loss or gradient norm, step skipped\n", static_cast<long long>(step_));
     nlohmann::json record = {{"step", step_}, {"epoch", static_cast<double>(step_) / static_cast<double>(per_epoch)},
                              {"train_loss", train_loss}, {"lr", lr}, {"grad_norm", norm}, {"ms_per_step", ms},
                              {"images_per_s", static_cast<double>(t.batch_size) / (ms / 1000.0)}};
@@ -276,8 +281,15 @@ double ImageTrainer::fit() {
                   val.loss, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       std::fflush(stdout);
     }
+    if (!finite) record["skipped"] = true;
     append_metrics(metrics_path_, record);
-    if ((t.checkpoint_interval > 0 && step_ % t.checkpoint_interval == 0) || step_ == end) save_checkpoint(last_val);
+    const bool periodic = (t.checkpoint_interval > 0 && step_ % t.checkpoint_interval == 0) || step_ == end;
+    if (periodic || stop_requested()) save_checkpoint(last_val);
+    if (stop_requested()) {
+      bar.finish();
+      report_stopped(step_, t.steps, t.run_dir);
+      break;
+    }
   }
   bar.finish();
   if (step_ == t.steps && step_ > first_step) finish_with_test();

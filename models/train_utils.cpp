@@ -1,5 +1,7 @@
 #include "models/train_utils.h"
 
+#include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <vector>
@@ -71,5 +73,22 @@ void append_metrics(const std::string& metrics_path, const nlohmann::json& recor
 }
 
 nlohmann::json generator_json(const Generator& g) { return {{"seed", g.seed()}, {"offset", g.offset()}}; }
+
+void fail_nonfinite(int64_t step, double loss, double grad_norm, const std::string& run_dir) {
+  std::string last = "none yet";
+  if (file_exists(run_dir + "/latest")) last = "'" + run_dir + "/" + read_file(run_dir + "/latest") + "'";
+  while (!last.empty() && (last.back() == '\n' || last.back() == ' ')) last.pop_back();
+  detail::fail("trainer: step ", step, " gave a non-finite ", std::isfinite(loss) ? "gradient norm (" : "loss (",
+               std::isfinite(loss) ? grad_norm : loss, "); stopped before updating the weights. The last good "
+               "checkpoint is kept (", last, "). Lower optim.lr, clip gradients (optim.grad_clip), or set "
+               "train.skip_nonfinite to skip such steps");
+}
+
+void report_stopped(int64_t step, int64_t steps, const std::string& run_dir) {
+  std::printf("\nstopped by a signal after step %lld of %lld; checkpoint written to %s\n"
+              "resume with: ctxpool-train --resume --run-dir %s\n",
+              static_cast<long long>(step), static_cast<long long>(steps), run_dir.c_str(), run_dir.c_str());
+  std::fflush(stdout);
+}
 
 }  // namespace ctxpool::models

@@ -32,4 +32,11 @@ void append_metrics(const std::string& metrics_path, const nlohmann::json& recor
 
 nlohmann::json generator_json(const Generator& g);
 
+// A NaN or infinite loss or gradient norm at `step` (1-based): an error that names the step and the
+// last good checkpoint (train.skip_nonfinite skips such steps instead).
+[[noreturn]] void fail_nonfinite(int64_t step, double loss, double grad_norm, const std::string& run_dir);
+// The message after a stop by Ctrl-C or SIGTERM (models/stop_signal.h): where the checkpoint is and
+// how to resume.
+void report_stopped(int64_t step, int64_t steps, const std::string& run_dir);
+
 }  // namespace ctxpool::models

@@ -9,6 +9,7 @@
 #include "core/file_io.h"
 #include "core/parallel.h"
 #include "models/progress.h"
+#include "models/stop_signal.h"
 #include "models/train_utils.h"
 #include "nn/optim/schedule.h"
 #include "nn/serialize.h"
@@ -177,8 +178,9 @@ double Trainer::fit() {
               static_cast<long long>(corpus_.size(Split::Train)), static_cast<long long>(corpus_.size(Split::Validation)),
               static_cast<long long>(corpus_.vocab_size()), get_num_threads(), config_.train.device.c_str());
   ProgressBar bar(t.steps, step_);
+  StopSignalGuard signals;  // Ctrl-C / SIGTERM: finish the step, checkpoint, stop
   model_->train();
-  while (step_ < end) {
+  while (step_ < end && !stop_requested()) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = schedule(step_);
     optimizer_->set_lr(lr);
@@ -190,12 +192,18 @@ double Trainer::fit() {
     (aux.defined() ? ops::add(loss, aux) : loss).backward();
     const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
                                                     : nn::optim::grad_norm(params);
-    optimizer_->step();
-    model_->after_optimizer_step();
+    const double train_loss = loss.item();
+    const bool finite = std::isfinite(train_loss) && std::isfinite(norm);
+    if (!finite && !t.skip_nonfinite) fail_nonfinite(step_ + 1, train_loss, norm, config_.train.run_dir);
+    if (finite) {
+      optimizer_->step();
+      model_->after_optimizer_step();
+    }
     ++step_;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
-    StepRecord r{step_, loss.item(), lr, norm, ms, tokens / (ms / 1000.0), NAN, aux.defined() ? aux.item() : NAN, {}};
+    StepRecord r{step_, train_loss, lr, norm, ms, tokens / (ms / 1000.0), NAN, aux.defined() ? aux.item() : NAN, {}};
+    if (!finite) std::printf("\nstep %lld: non-finite loss or gradient norm, step skipped\n", static_cast<long long>(step_));
     interval_ms += ms;
     interval_loss += r.train_loss;
     ++interval_n;
@@ -221,7 +229,13 @@ double Trainer::fit() {
     }
     write_metrics(r);
     history_.push_back(r);
-    if ((t.checkpoint_interval > 0 && step_ % t.checkpoint_interval == 0) || step_ == end) save_checkpoint(last_val);
+    const bool periodic = (t.checkpoint_interval > 0 && step_ % t.checkpoint_interval == 0) || step_ == end;
+    if (periodic || stop_requested()) save_checkpoint(last_val);
+    if (stop_requested()) {
+      bar.finish();
+      report_stopped(step_, t.steps, t.run_dir);
+      break;
+    }
   }
   bar.finish();
   return last_val;

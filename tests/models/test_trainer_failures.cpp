@@ -1,0 +1,142 @@
+// The trainers when things go wrong: a stop by Ctrl-C / SIGTERM loses nothing and resumes exactly,
+// a non-finite loss stops the run before it touches the weights (or is skipped, if asked), and
+// hyper-parameters no run can use are refused before training starts.
+#include <csignal>
+#include <filesystem>
+#include <thread>
+
+#include "autograd/grad_mode.h"
+#include "core/file_io.h"
+#include "helpers/test_utils.h"
+#include "helpers/tiny_images.h"
+#include "helpers/tiny_run.h"
+#include "models/checkpoint.h"
+#include "models/stop_signal.h"
+#include "models/convnet.h"
+#include "models/trainer.h"
+#include "ops/ops.h"
+
+using namespace ctxpool;
+using namespace ctxpool::testing;
+namespace fs = std::filesystem;
+
+namespace {
+
+int64_t lines(const std::string& path) {
+  if (!file_exists(path)) return 0;
+  const std::string s = read_file(path);
+  return std::count(s.begin(), s.end(), '\n');
+}
+
+void custom_handler(int) {}
+
+}  // namespace
+
+TEST(StopSignal, TheGuardCatchesSignalsAndRestoresTheOldHandlers) {
+  models::clear_stop_request();
+  auto* before = std::signal(SIGTERM, custom_handler);
+  {
+    models::StopSignalGuard guard;
+    std::raise(SIGTERM);  // would end the process without the guard
+    EXPECT_TRUE(models::stop_requested());
+  }
+  EXPECT_EQ(std::signal(SIGTERM, before), &custom_handler);  // the guard put ours back
+  models::clear_stop_request();
+  EXPECT_FALSE(models::stop_requested());
+}
+
+// A stop request mid-run (what the handler does) ends the run after the current step with a
+// checkpoint; resuming gives the same weights as a run that never stopped.
+TEST(StopSignal, AStoppedRunCheckpointsAndResumesExactly) {
+  TinyRun run("stop", 30);
+  std::map<std::string, Tensor> straight;
+  {
+    models::Trainer t(run.cfg);
+    t.fit();
+    straight = t.model().state_dict();
+  }
+  fs::remove_all(run.cfg.train.run_dir);
+  models::clear_stop_request();
+  const std::string metrics = run.cfg.train.run_dir + "/metrics.jsonl";
+  int64_t stopped_at = 0;
+  {
+    models::Trainer t(run.cfg);
+    std::thread stopper([&] {
+      while (lines(metrics) < 5) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      models::request_stop();
+    });
+    t.fit();
+    stopper.join();
+    stopped_at = t.step();
+    EXPECT_GE(stopped_at, 5);
+    EXPECT_LT(stopped_at, 30);
+    EXPECT_EQ(models::load_checkpoint(run.cfg.train.run_dir).step, stopped_at);  // nothing lost
+  }
+  models::clear_stop_request();
+  models::Trainer resumed(run.cfg, true);
+  EXPECT_EQ(resumed.step(), stopped_at);
+  resumed.fit();
+  EXPECT_EQ(resumed.step(), 30);
+  for (const auto& [name, t] : resumed.model().state_dict())
+    EXPECT_EQ(ops::max(ops::abs(ops::sub(t, straight.at(name)))).item(), 0.0) << name;
+  EXPECT_EQ(lines(metrics), 30);
+}
+
+TEST(NonFinite, StopsBeforeTouchingTheWeightsOrSkipsIfAsked) {
+  models::clear_stop_request();
+  TinyRun run("nonfinite", 6);
+  run.cfg.train.checkpoint_interval = 2;
+  {
+    models::Trainer t(run.cfg);
+    t.fit();  // a good run first: checkpoints at steps 2, 4, 6
+  }
+  // Poison the head: every later loss is NaN.
+  run.cfg.train.steps = 10;
+  models::Trainer t(run.cfg, true);
+  {
+    autograd::NoGradGuard no_grad;
+    t.model().head->bias.fill_(NAN);
+  }
+  EXPECT_ERROR_WITH(t.fit(), "step 7 gave a non-finite loss", "ckpt-000006", "skip_nonfinite");
+  EXPECT_EQ(models::load_checkpoint(run.cfg.train.run_dir).step, 6);  // the last good one is kept
+  // Skipping: the steps go by, no weight changes.
+  run.cfg.train.skip_nonfinite = true;
+  models::Trainer skipper(run.cfg, true);
+  {
+    autograd::NoGradGuard no_grad;
+    skipper.model().head->bias.fill_(NAN);
+  }
+  const Tensor w = skipper.model().head->weight.clone();
+  skipper.fit();
+  EXPECT_EQ(skipper.step(), 10);
+  EXPECT_EQ(ops::max(ops::abs(ops::sub(w, skipper.model().head->weight))).item(), 0.0);
+}
+
+TEST(NonFinite, TheImageTrainerStopsToo) {
+  models::clear_stop_request();
+  const std::string dir = ::testing::TempDir() + "/ctxpool_img_nonfinite_" + std::to_string(::getpid());
+  fs::remove_all(dir);
+  models::ImageTrainer t(tiny_image_config("convnet", dir, 5), block_data(64));
+  auto* conv = static_cast<nn::Conv2d*>((*static_cast<models::ConvNet&>(t.model()).convs)[0].get());
+  {
+    autograd::NoGradGuard no_grad;
+    conv->weight.fill_(INFINITY);
+  }
+  EXPECT_ERROR_WITH(t.fit(), "step 1 gave a non-finite", "none yet");
+}
+
+TEST(Config, HyperparametersNoRunCanUseAreRefused) {
+  using models::RunConfig;
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"optim", {{"lr", 0.0}}}}), "'optim.lr' must be positive");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"optim", {{"lr", -1e-3}}}}), "'optim.lr' must be positive");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"optim", {{"beta2", 1.0}}}}), "'optim.beta2' must be in [0, 1)");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"optim", {{"eps", 0.0}}}}), "'optim.eps'");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"schedule", {{"min_lr_ratio", 1.5}}}}), "'schedule.min_lr_ratio'");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"schedule", {{"warmup_steps", -1}}}}), "'schedule.warmup_steps'");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"train", {{"eval_interval", -5}}}}), "'train.eval_interval'");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"init_std", 0.0}}}}), "'model.init_std'");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"dropout", 1.0}}}}), "'model.dropout'");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"context", 0}}}}), "'model.context'");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"data", {{"train_fraction", 0.9}, {"validation_fraction", 0.2}}}}),
+                    "at most 1");
+}
