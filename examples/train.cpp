@@ -4,6 +4,7 @@
 //   ctxpool-train --config examples/configs/lm_shakespeare_base.json
 //   ctxpool-train --config CONFIG --steps 200 --run-dir runs/try --data my_corpus.txt
 //   ctxpool-train --resume --run-dir runs/try          # continue from its latest checkpoint
+#include <cerrno>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -34,14 +35,39 @@ void usage() {
       "  --threads N          CPU threads\n"
       "  --device DEV         cpu, cuda or cuda:N (default: the config's train.device, else cpu)\n"
       "  --seed N\n"
-      "  --resume             continue from the run directory's latest checkpoint");
+      "  --resume             continue from the run directory's latest checkpoint\n"
+      "  --overwrite          start afresh in a run directory that holds a run (deletes its checkpoints)\n"
+      "  --set KEY=VALUE      any config value, e.g. --set optim.lr=1e-3 --set model.context_pool.window=8\n"
+      "Ctrl-C (or SIGTERM) stops after the current step with a checkpoint; --resume continues.");
 }
 
 int64_t to_int(const char* flag, const char* v) {
   char* end = nullptr;
+  errno = 0;
   const long long n = std::strtoll(v, &end, 10);
-  CTXPOOL_CHECK(end && *end == '\0' && n >= 0, "ctxpool-train: ", flag, " needs a non-negative integer, got '", v, "'");
+  CTXPOOL_CHECK(end != v && *end == '\0' && errno == 0 && n >= 0, "ctxpool-train: ", flag,
+                " needs a non-negative integer, got '", v, "'");
   return n;
+}
+
+// --set section.key=value (or section.sub.key=value): the value is parsed as JSON when it is valid
+// JSON (numbers, true/false, lists), else taken as a string.
+void set_override(nlohmann::json& overrides, const std::string& assignment) {
+  const size_t eq = assignment.find('=');
+  CTXPOOL_CHECK(eq != std::string::npos && eq > 0, "ctxpool-train: --set needs key=value (e.g. optim.lr=1e-3), got '",
+                assignment, "'");
+  const std::string key = assignment.substr(0, eq), text = assignment.substr(eq + 1);
+  nlohmann::json value = nlohmann::json::parse(text, nullptr, false);
+  if (value.is_discarded()) value = text;
+  nlohmann::json* node = &overrides;
+  size_t start = 0;
+  for (size_t dot; (dot = key.find('.', start)) != std::string::npos; start = dot + 1) {
+    node = &(*node)[key.substr(start, dot - start)];
+    CTXPOOL_CHECK(node->is_null() || node->is_object(), "ctxpool-train: --set ", key, " conflicts with another override");
+  }
+  CTXPOOL_CHECK(start > 0 && start < key.size(), "ctxpool-train: --set needs section.key=value (e.g. optim.lr=1e-3), got '",
+                assignment, "'");
+  (*node)[key.substr(start)] = value;
 }
 
 int train_image_classifier(const models::RunConfig& cfg, bool resume) {
@@ -78,6 +104,8 @@ int main(int argc, char** argv) {
       if (a == "--help" || a == "-h") return usage(), 0;
       else if (a == "--config") config_path = value();
       else if (a == "--resume") resume = true;
+      else if (a == "--overwrite") overrides["train"]["overwrite"] = true;
+      else if (a == "--set") set_override(overrides, value());
       else if (a == "--run-dir") run_dir = value();
       else if (a == "--data") overrides["data"]["path"] = value();
       else if (a == "--steps") overrides["train"]["steps"] = to_int("--steps", value());

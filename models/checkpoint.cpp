@@ -13,6 +13,13 @@ namespace fs = std::filesystem;
 namespace {
 constexpr const char* kFormat = "ctxpool-checkpoint-v1";
 
+// The checksum of everything in the sidecar but itself: an edited step, RNG state, config or
+// vocabulary no longer matches.
+std::string sidecar_checksum(nlohmann::json side) {
+  side.erase("sidecar_fnv1a64");
+  return fnv1a_hex(side.dump());
+}
+
 std::string stem_for(int64_t step) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "ckpt-%06lld", static_cast<long long>(step));
@@ -34,6 +41,7 @@ void save_checkpoint(const std::string& run_dir, const Checkpoint& ckpt, int kee
   side["format"] = kFormat;
   side["step"] = ckpt.step;
   side["tensors"] = {{"file", stem + ".safetensors"}, {"bytes", bytes.size()}, {"fnv1a64", fnv1a_hex(bytes)}};
+  side["sidecar_fnv1a64"] = sidecar_checksum(side);
   write_file_atomic(run_dir + "/" + stem + ".json", side.dump(2) + "\n");
   write_file_atomic(run_dir + "/latest", stem + ".json\n");
 
@@ -90,6 +98,9 @@ Checkpoint load_checkpoint_unchecked(const std::string& path) {
   CTXPOOL_CHECK(side.is_object() && side.value("format", "") == kFormat && side.contains("step") &&
                     side.contains("tensors") && side["tensors"].contains("file"),
                 "load_checkpoint: '", sidecar_path, "' is not a ", kFormat, " sidecar");
+  // Sidecars written before the checksum existed have none; every newer one must match its own.
+  CTXPOOL_CHECK(!side.contains("sidecar_fnv1a64") || side["sidecar_fnv1a64"] == sidecar_checksum(side),
+                "load_checkpoint: '", sidecar_path, "' does not match its recorded checksum (edited or corrupted)");
   const std::string tensor_path = (dir.empty() ? std::string(".") : dir) + "/" + side["tensors"]["file"].get<std::string>();
   const std::string bytes = read_file(tensor_path);
   const size_t want_bytes = side["tensors"].value("bytes", size_t(0));

@@ -2,8 +2,9 @@
 // safetensors reader, plus a JSON sidecar with the config, vocabulary, step, optimizer step count and
 // RNG states, so that a resumed run continues exactly. In a run directory:
 //   ckpt-000500.safetensors, ckpt-000500.json, latest  (names the newest sidecar; written last)
-// Every file is written atomically; the sidecar records the tensor file's size and checksum, so a
-// truncated or altered checkpoint is an error, never a silently different model.
+// Every file is written atomically; the sidecar records the tensor file's size and checksum, and a
+// checksum of itself, so a truncated or altered checkpoint (an edited step, RNG state or config
+// included) is an error, never a silently different model.
 #pragma once
 #include <cstdint>
 #include <map>

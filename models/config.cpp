@@ -254,6 +254,7 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("log_interval", t.log_interval);
     s.read("checkpoint_interval", t.checkpoint_interval);
     s.read("stop_after", t.stop_after);
+    s.read("overwrite", t.overwrite);
     s.read("skip_nonfinite", t.skip_nonfinite);
     s.read("keep_best", t.keep_best);
     s.read("seed", t.seed);
@@ -334,7 +335,7 @@ nlohmann::json RunConfig::to_json() const {
       {"train", {{"steps", train.steps}, {"batch_size", train.batch_size}, {"eval_interval", train.eval_interval},
                  {"eval_batch_size", train.eval_batch_size}, {"max_eval_windows", train.max_eval_windows},
                  {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
-                 {"stop_after", train.stop_after}, {"skip_nonfinite", train.skip_nonfinite}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
+                 {"stop_after", train.stop_after}, {"overwrite", train.overwrite}, {"skip_nonfinite", train.skip_nonfinite}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
                  {"device", train.device}, {"run_dir", train.run_dir}}},
   };
   // Image settings only where they apply, so that a language model's config reads as before.

@@ -96,7 +96,7 @@ void ImageTrainer::setup(bool resume) {
   optimizer_ = make_optimizer(config_.optim, *model_);
 
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
-  make_directories(config_.train.run_dir);
+  prepare_run_dir(config_.train, resume);  // with resume and no checkpoint yet: a fresh start there
   const nlohmann::json info = {{"parameters", model_->num_parameters()},
                                {"flops_per_image", model_->flops_per_image()},
                                {"model", config_.to_json()["model"]}};

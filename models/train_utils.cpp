@@ -2,12 +2,14 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <vector>
 
 #include "core/file_io.h"
 #include "cuda/cuda_api.h"
+#include "models/checkpoint.h"
 #include "nn/optim/adamw.h"
 #include "nn/optim/sgd.h"
 
@@ -49,10 +51,40 @@ void check_resume_config(const RunConfig& saved, const RunConfig& mine, const st
   }
   nlohmann::json data_m = m["data"], data_s = s["data"];
   data_m.erase("path"), data_s.erase("path");  // the same data may live elsewhere now
-  CTXPOOL_CHECK(same(s["model"], m["model"]) && same(s["optim"], m["optim"]) && same(data_s, data_m) &&
-                    saved.train.batch_size == mine.train.batch_size && saved.train.seed == mine.train.seed,
-                "resume: the config differs from the checkpoint's in '", run_dir, "' in model, optim, data, batch "
-                "size or seed; resume with the run's own config (ctxpool-train --resume --run-dir DIR)");
+  // Name every key that differs (nlohmann's JSON-patch diff gives their paths).
+  const nlohmann::json a = {{"model", s["model"]}, {"optim", s["optim"]}, {"data", data_s},
+                            {"train", {{"batch_size", saved.train.batch_size}, {"seed", saved.train.seed}}}};
+  const nlohmann::json b = {{"model", m["model"]}, {"optim", m["optim"]}, {"data", data_m},
+                            {"train", {{"batch_size", mine.train.batch_size}, {"seed", mine.train.seed}}}};
+  if (same(a, b)) return;
+  std::string keys;
+  for (const auto& op : nlohmann::json::diff(a, b)) {
+    std::string path = op.value("path", "");
+    for (char& ch : path) ch = ch == '/' ? '.' : ch;
+    keys += (keys.empty() ? "" : ", ") + path.substr(path.empty() ? 0 : 1);
+  }
+  detail::fail("resume: the config differs from the checkpoint's in '", run_dir, "' at ", keys,
+               "; resume with the run's own config (ctxpool-train --resume --run-dir DIR)");
+}
+
+void prepare_run_dir(const TrainConfig& t, bool resume) {
+  namespace fs = std::filesystem;
+  make_directories(t.run_dir);
+  // Leftovers of a save that was interrupted (write_file_atomic's "<name>.tmp.<pid>").
+  for (const auto& e : fs::directory_iterator(t.run_dir))
+    if (e.is_regular_file() && e.path().filename().string().find(".tmp.") != std::string::npos) fs::remove(e.path());
+  if (resume) return;
+  const bool holds_run = has_checkpoint(t.run_dir) || (file_exists(t.run_dir + "/metrics.jsonl") &&
+                                                       !read_file(t.run_dir + "/metrics.jsonl").empty());
+  if (!holds_run) return;
+  CTXPOOL_CHECK(t.overwrite, "trainer: '", t.run_dir, "' already holds a run; continue it with --resume, or start "
+                "afresh with --overwrite (train.overwrite: deletes its checkpoints and metrics)");
+  for (const auto& e : fs::directory_iterator(t.run_dir)) {
+    const std::string name = e.path().filename().string();
+    const bool ours = name.rfind("ckpt-", 0) == 0 || name == "latest" || name == "metrics.jsonl" ||
+                      name == "best.json" || name == "best.safetensors" || name == "model.json" || name == "result.json";
+    if (e.is_regular_file() && ours) fs::remove(e.path());
+  }
 }
 
 void truncate_metrics(const std::string& metrics_path, int64_t step) {

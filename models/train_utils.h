@@ -25,6 +25,11 @@ Device training_device(const TrainConfig& t);
 // seed of `mine` must match the checkpoint's `saved` config (else a clear error).
 void check_resume_config(const RunConfig& saved, const RunConfig& mine, const std::string& run_dir);
 
+// Makes run_dir, removes temporary files an interrupted save left there, and, for a new run
+// (resume false), refuses a directory that holds a run unless train.overwrite, which deletes that
+// run's checkpoints, metrics and best weights (nothing else).
+void prepare_run_dir(const TrainConfig& t, bool resume);
+
 // Keeps the metrics lines of steps <= step (the run that stopped may have written later ones, which
 // the resumed run redoes).
 void truncate_metrics(const std::string& metrics_path, int64_t step);

@@ -59,7 +59,7 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
   data_gen_.set_state(config_.train.seed ^ 0xD1B54A32D192ED03ull, 0);
 
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
-  make_directories(config_.train.run_dir);
+  prepare_run_dir(config_.train, resume);  // with resume and no checkpoint yet: a fresh start there
   // The model's size and cost, for tables that compare runs (the experiment runner reads it).
   const nlohmann::json info = {{"parameters", model_->num_parameters()},
                                {"flops_per_token", model_->flops_per_token()},

@@ -21,7 +21,7 @@ namespace {
 
 models::ModelConfig vit_config(const std::string& pooling, bool cp, const std::string& placement = "attn_input",
                                const std::string& pooled = "kv") {
-  models::ModelConfig c = tiny_image_config("vit", "", 1).model;
+  models::ModelConfig c = tiny_image_config("vit", "unused", 1).model;
   c.n_layers = 2;
   c.image.in_channels = 1;
   c.image.image_size = 8;
@@ -34,7 +34,7 @@ models::ModelConfig vit_config(const std::string& pooling, bool cp, const std::s
 }
 
 models::ModelConfig convnet_config(const std::string& downsample) {
-  models::ModelConfig c = tiny_image_config("convnet", "", 1).model;
+  models::ModelConfig c = tiny_image_config("convnet", "unused", 1).model;
   c.image.in_channels = 1;
   c.image.image_size = 8;
   c.image.num_classes = 10;
