@@ -12,6 +12,9 @@ namespace {
 Tensor binary_forward(const char* name, BinaryOp op, const Tensor& a, const Tensor& b,
                       bool bool_out = false) {
   check_same(name, a, b);
+  // true + true would store 2 in a bool: arithmetic on bools is refused (comparisons are fine).
+  CTXPOOL_CHECK(bool_out || a.dtype() != kBool, name, ": arithmetic on bool tensors is not supported (use "
+                "logical_and / logical_or / logical_not, or convert first, e.g. mask.to(kFloat32))");
   const auto binary = kernel(&Kernels::binary, name, a);
   const Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
   Tensor out = new_empty(shape, bool_out ? kBool : a.dtype(), a.device());
@@ -40,6 +43,11 @@ Tensor comparison(const char* name, BinaryOp op, const Tensor& a, const Tensor& 
 
 Tensor scalar_like(double value, const Tensor& x) {
   check_defined("scalar", x);
+  // No silent truncation of a scalar to an integer or bool tensor's dtype.
+  CTXPOOL_CHECK(is_floating(x.dtype()) || (std::isfinite(value) && value == std::trunc(value) &&
+                                           (x.dtype() != kBool || value == 0 || value == 1)),
+                "scalar ", value, " cannot be represented in a ", x.dtype(), " tensor without changing it; convert "
+                "the tensor first (e.g. x.to(kFloat32))");
   if (x.device().is_cpu()) return scalar_tensor(value, TensorOptions(x.dtype()));
   // On a device: filled there, not built on the host and copied over (a copy waits for the device).
   Tensor out = empty({}, TensorOptions(x.dtype()).device(x.device()));
@@ -71,6 +79,10 @@ Tensor mul(const Tensor& a, const Tensor& b) {
 }
 
 Tensor div(const Tensor& a, const Tensor& b) {
+  // Integer division would truncate (PyTorch's true division gives a float) and divide by zero with
+  // a crash: refused, with the way out.
+  CTXPOOL_CHECK(!a.defined() || is_floating(a.dtype()), "div: expected floating-point tensors, got ", a.dtype(),
+                " (integer division truncates and cannot divide by zero; convert first, e.g. x.to(kFloat32))");
   Tensor out = binary_forward("div", BinaryOp::Div, a, b);
   return record("div", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensor& g, const LambdaNode& n) {
     const Tensor x = sa.unpack("div"), y = sb.unpack("div");
@@ -85,10 +97,18 @@ Tensor pow(const Tensor& base, const Tensor& exponent) {
   return record("pow", {base, exponent}, out,
                 [sa = SavedTensor(base), sb = SavedTensor(exponent)](const Tensor& g, const LambdaNode& n) {
     const Tensor x = sa.unpack("pow"), p = sb.unpack("pow");
-    // d(x^p)/dx = p x^(p-1),  d(x^p)/dp = x^p log x
+    // d(x^p)/dx = p x^(p-1), taken as 0 where p = 0 (x^0 is constant, even at x = 0);
+    // d(x^p)/dp = x^p log x, taken as 0 where x = 0 and p >= 0 (x^p is 0 or 1 there). PyTorch's rules.
     Tensor gx, gp;
-    if (n.needs_input_grad(0)) gx = sum_to_size(mul(g, mul(p, pow(x, sub(p, scalar_like(1.0, p))))), x.sizes());
-    if (n.needs_input_grad(1)) gp = sum_to_size(mul(g, mul(pow(x, p), log(x))), p.sizes());
+    const Tensor zero = scalar_like(0.0, x);
+    if (n.needs_input_grad(0)) {
+      const Tensor d = mul(p, pow(x, sub(p, scalar_like(1.0, p))));
+      gx = sum_to_size(mul(g, where(eq(p, zero), zeros_like(d), d)), x.sizes());
+    }
+    if (n.needs_input_grad(1)) {
+      const Tensor d = mul(pow(x, p), log(x));
+      gp = sum_to_size(mul(g, where(logical_and(eq(x, zero), ge(p, zero)), zeros_like(d), d)), p.sizes());
+    }
     return Grads{gx, gp};
   });
 }
@@ -107,10 +127,12 @@ Tensor maximum(const Tensor& a, const Tensor& b) {
   Tensor out = binary_forward("maximum", BinaryOp::Maximum, a, b);
   return record("maximum", {a, b}, out, [sa = SavedTensor(a), sb = SavedTensor(b)](const Tensor& g, const LambdaNode& n) {
     const Tensor x = sa.unpack("maximum"), y = sb.unpack("maximum");
-    // Ties share the gradient equally, as in PyTorch.
-    const Tensor tie = mul(eq(x, y).to(g.dtype()), scalar_like(0.5, g));
-    return Grads{n.needs_input_grad(0) ? sum_to_size(mul(g, add(gt(x, y).to(g.dtype()), tie)), x.sizes()) : Tensor(),
-                 n.needs_input_grad(1) ? sum_to_size(mul(g, add(lt(x, y).to(g.dtype()), tie)), y.sizes()) : Tensor()};
+    // PyTorch's rule: ties share the gradient equally; the smaller input gets none; where a NaN
+    // makes every comparison false, both inputs get all of it.
+    const Tensor share = where(eq(x, y), mul(g, scalar_like(0.5, g)), g);
+    const Tensor zero = zeros_like(share);
+    return Grads{n.needs_input_grad(0) ? sum_to_size(where(lt(x, y), zero, share), x.sizes()) : Tensor(),
+                 n.needs_input_grad(1) ? sum_to_size(where(gt(x, y), zero, share), y.sizes()) : Tensor()};
   });
 }
 
@@ -178,7 +200,8 @@ Tensor relu(const Tensor& x) {
   Tensor out = unary_forward("relu", UnaryOp::Relu, x);
   return record("relu", {x}, out, [sx = SavedTensor(x)](const Tensor& g, const LambdaNode&) {
     const Tensor in = sx.unpack("relu");
-    return Grads{mul(g, gt(in, scalar_like(0.0, in)).to(g.dtype()))};
+    // Where x <= 0 the gradient is 0; elsewhere, NaN included, it passes (PyTorch's threshold_backward).
+    return Grads{mul(g, logical_not(le(in, scalar_like(0.0, in))).to(g.dtype()))};
   });
 }
 

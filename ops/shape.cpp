@@ -114,8 +114,9 @@ Tensor transpose(const Tensor& x, int64_t dim0, int64_t dim1) {
   check_defined("transpose", x);
   std::vector<int64_t> perm(x.dim());
   for (int64_t i = 0; i < x.dim(); ++i) perm[i] = i;
-  if (x.dim() == 0) return permute(x, perm);
-  std::swap(perm[wrap_dim(dim0, x.dim(), "transpose")], perm[wrap_dim(dim1, x.dim(), "transpose")]);
+  const int64_t d0 = wrap_dim(dim0, x.dim(), "transpose"), d1 = wrap_dim(dim1, x.dim(), "transpose");
+  if (x.dim() == 0) return permute(x, perm);  // dims 0 and -1 name the 0-d tensor itself
+  std::swap(perm[d0], perm[d1]);
   return permute(x, perm);
 }
 
@@ -204,8 +205,8 @@ Tensor expand(const Tensor& x, const Shape& sizes_in) {
 
 Tensor squeeze(const Tensor& x, int64_t dim_in) {
   check_defined("squeeze", x);
+  const int64_t dim = wrap_dim(dim_in, x.dim(), "squeeze");  // a 0-d tensor accepts 0 and -1 only
   if (x.dim() == 0) return x;
-  const int64_t dim = wrap_dim(dim_in, x.dim(), "squeeze");
   if (x.sizes()[dim] != 1) return x;
   Shape sizes = x.sizes(), strides = x.strides();
   sizes.erase(sizes.begin() + dim);

@@ -27,7 +27,7 @@ template <typename T>
     case UnaryOp::Rsqrt: return T(1) / std::sqrt(x);
     case UnaryOp::Tanh: return tanh_of(x);
     case UnaryOp::Sigmoid: return T(1) / (T(1) + exp_of(-x));
-    case UnaryOp::Relu: return x > T(0) ? x : T(0);
+    case UnaryOp::Relu: return x < T(0) ? T(0) : x;  // NaN passes through, as in PyTorch
     case UnaryOp::Abs: return std::abs(x);
     case UnaryOp::Sign: return T((x > T(0)) - (x < T(0)));
     case UnaryOp::GeluErf: return T(0.5) * x * (T(1) + erf_of(x / kSqrt2));

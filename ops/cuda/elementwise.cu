@@ -96,7 +96,7 @@ struct UnaryFn {
     else if constexpr (kOp == UnaryOp::Rsqrt) return T(1) / sqrt_of(x);  // not rsqrt(): it is approximate
     else if constexpr (kOp == UnaryOp::Tanh) return tanh_of(x);
     else if constexpr (kOp == UnaryOp::Sigmoid) return T(1) / (T(1) + exp_of(-x));
-    else if constexpr (kOp == UnaryOp::Relu) return x > T(0) ? x : T(0);
+    else if constexpr (kOp == UnaryOp::Relu) return x < T(0) ? T(0) : x;  // NaN passes through
     else if constexpr (kOp == UnaryOp::Abs) return abs_of(x);
     else if constexpr (kOp == UnaryOp::Sign) return T((x > T(0)) - (x < T(0)));
     else if constexpr (kOp == UnaryOp::GeluErf) return T(0.5) * x * (T(1) + erf_of(x / kSqrt2));
