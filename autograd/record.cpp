@@ -16,9 +16,8 @@ int debug_level() {
 }
 
 std::vector<Tensor> LambdaNode::apply(std::vector<Tensor>&& grad_outputs) {
-  CTXPOOL_CHECK(!released_, name_, ": trying to backward through the graph a second time (its "
-                "saved tensors were freed by the first backward); pass retain_graph=true to the "
-                "first backward() if you need to call it twice");
+  CTXPOOL_CHECK(!released_, name_, ": this part of the graph was already used by a backward, which released "
+                "it; pass retain_graph=true to the first backward() if you need to call it twice");
   return fn_(grad_outputs.at(0), *this);
 }
 

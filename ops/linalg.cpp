@@ -45,6 +45,11 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
 
   const Shape batch_a(a.sizes().begin(), a.sizes().end() - 2);
   const Shape batch_b(b.sizes().begin(), b.sizes().end() - 2);
+  for (size_t i = 1; i <= std::min(batch_a.size(), batch_b.size()); ++i) {
+    const int64_t da = batch_a[batch_a.size() - i], db = batch_b[batch_b.size() - i];
+    CTXPOOL_CHECK(da == db || da == 1 || db == 1, "matmul: cannot multiply ", a.sizes(), " by ", b.sizes(),
+                  ": their batch dims ", batch_a, " and ", batch_b, " do not broadcast");
+  }
   Shape batch = broadcast_shapes(batch_a, batch_b, "matmul");
   Shape sa = batch, sb = batch;
   sa.insert(sa.end(), a.sizes().end() - 2, a.sizes().end());

@@ -148,16 +148,30 @@ std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim) {
 std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim) {
   return max_min(x, dim, keepdim, false);
 }
-Tensor max(const Tensor& x) {
-  check_defined("max", x);
-  CTXPOOL_CHECK(x.numel() > 0, "max: cannot take the max of an empty tensor (shape ", x.sizes(), ")");
-  return max_min(x.reshape({-1}), 0, false, true).first;
+namespace {
+// max() / min() over all elements. The gradient is split evenly among the elements equal to the
+// result (PyTorch's rule for the full reduction), so ties get equal shares; max(x, dim) instead
+// gives it to the one index it returns.
+Tensor extreme_of_all(const char* name, const Tensor& x, bool is_max) {
+  check_defined(name, x);
+  CTXPOOL_CHECK(x.numel() > 0, name, ": cannot take the ", name, " of an empty tensor (shape ", x.sizes(), ")");
+  Tensor value;
+  {
+    autograd::NoGradGuard no_grad;
+    value = max_min(x.reshape({-1}), 0, false, is_max).first;
+  }
+  return record(name, {x}, value, [sx = SavedTensor(x), name](const Tensor& g, const LambdaNode& n) {
+    const Tensor in = sx.unpack(name), result = n.saved_output();
+    // A NaN result goes to the NaN elements (NaN equals nothing, so they are matched apart).
+    const Tensor nan_hit = logical_and(ne(in, in), ne(result, result));
+    const Tensor hit = logical_not(logical_and(logical_not(eq(in, result)), logical_not(nan_hit))).to(g.dtype());
+    return Grads{mul(div(hit, sum(hit)), g)};
+  }, /*save_output=*/true);
 }
-Tensor min(const Tensor& x) {
-  check_defined("min", x);
-  CTXPOOL_CHECK(x.numel() > 0, "min: cannot take the min of an empty tensor (shape ", x.sizes(), ")");
-  return max_min(x.reshape({-1}), 0, false, false).first;
-}
+}  // namespace
+
+Tensor max(const Tensor& x) { return extreme_of_all("max", x, true); }
+Tensor min(const Tensor& x) { return extreme_of_all("min", x, false); }
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim) { return max_min(x, dim, keepdim, true).second; }
 
 Tensor sum_to_size(const Tensor& x, const Shape& sizes) {

@@ -84,3 +84,30 @@ TEST(EdgeValues, DimsOfZeroDimTensorsAreChecked) {
   EXPECT_EQ(ops::transpose(s, 0, -1).dim(), 0);
   EXPECT_ERROR_WITH(ops::transpose(s, 3, 4), "transpose: dim 3 is out of range");
 }
+
+TEST(EdgeValues, MaxAndMinOfAllSplitTheGradientAmongTies) {
+  const Tensor x = leaf({1.0, 3.0, 3.0, -2.0, 3.0});
+  ops::max(x).backward();
+  expect_same(x.grad(), {0.0, 1.0 / 3, 1.0 / 3, 0.0, 1.0 / 3});
+  const Tensor y = leaf({-2.0, 0.0, -2.0});
+  ops::mul(ops::min(y), scalar_tensor(4.0, kFloat64)).backward();
+  expect_same(y.grad(), {2.0, 0.0, 2.0});
+  const Tensor z = leaf({1.0, NAN, 2.0});
+  ops::max(z).backward();
+  expect_same(z.grad(), {0.0, 1.0, 0.0});  // the NaN element is the max
+  // Gradcheck away from ties.
+  EXPECT_GRADCHECK([](const std::vector<Tensor>& in) { return ops::max(in[0]); },
+                   {from_vector(std::vector<double>{0.3, -1.2, 2.5, 0.7}, {2, 2}, kFloat64).requires_grad_(true)});
+}
+
+TEST(ErrorMessages, SayWhatIsWrong) {
+  EXPECT_ERROR_WITH(ops::matmul(zeros({2, 3, 4}), zeros({3, 4, 5})), "matmul", "[2, 3, 4]", "[3, 4, 5]");
+  EXPECT_ERROR_WITH(ops::unsqueeze(zeros({2, 3}), 4), "unsqueeze: dim 4", "[-3, 2]");
+  EXPECT_ERROR_WITH(ops::scatter_add(zeros({3}), 0, from_vector(std::vector<int64_t>{5}, {1}, kInt64), ones({1})),
+                    "scatter_add", "index 5", "size 3");
+  // A graph with no saved tensors, backward twice: the message must not blame saved tensors.
+  const Tensor a = ones({2}).requires_grad_(true);
+  const Tensor y = ops::sum(ops::add(a, a));
+  y.backward();
+  EXPECT_ERROR_WITH(y.backward(), "backward", "already");
+}
