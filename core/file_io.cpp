@@ -47,9 +47,16 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
 }
 
 std::string read_file(const std::string& path) {
+  std::error_code ec;
+  CTXPOOL_CHECK(!std::filesystem::is_directory(path, ec), "read_file: '", path, "' is a directory, expected a file");
   std::ifstream in(path, std::ios::binary);
   CTXPOOL_CHECK(in.good(), "read_file: cannot open '", path, "'");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string bytes;
+  try {
+    bytes.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  } catch (const std::exception& e) {  // some streams throw on a read error instead of setting badbit
+    detail::fail("read_file: error while reading '", path, "': ", e.what());
+  }
   CTXPOOL_CHECK(!in.bad(), "read_file: error while reading '", path, "'");
   return bytes;
 }

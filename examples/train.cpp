@@ -150,5 +150,8 @@ int main(int argc, char** argv) {
   } catch (const Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
+  } catch (const std::exception& e) {  // anything the library did not turn into an Error
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 1;
   }
 }

@@ -86,6 +86,8 @@ Checkpoint load_checkpoint_unchecked(const std::string& path) {
     CTXPOOL_CHECK(has_checkpoint(path), "load_checkpoint: no checkpoint in '", path, "' (no 'latest' file)");
     std::string name = read_file(path + "/latest");
     while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+    CTXPOOL_CHECK(!name.empty() && name.find('/') == std::string::npos, "load_checkpoint: the 'latest' file in '",
+                  path, "' is empty or damaged (it should name a ckpt-*.json file)");
     sidecar_path = path + "/" + name;
   }
   const std::string dir = fs::path(sidecar_path).parent_path().string();

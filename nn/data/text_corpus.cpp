@@ -5,13 +5,13 @@
 #include <fstream>
 #include <iterator>
 
+#include "core/file_io.h"
+
 namespace ctxpool::nn::data {
 
 TextCorpus TextCorpus::load(const std::string& path, const CorpusOptions& options) {
-  std::ifstream in(path, std::ios::binary);
-  CTXPOOL_CHECK(in.good(), "TextCorpus: cannot open '", path, "' (missing or unreadable)");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  CTXPOOL_CHECK(!in.bad(), "TextCorpus: error while reading '", path, "'");
+  CTXPOOL_CHECK(file_exists(path), "TextCorpus: cannot open '", path, "' (missing or unreadable)");
+  const std::string text = read_file(path);  // a directory or a read error: a clear error
   CTXPOOL_CHECK(!text.empty(), "TextCorpus: '", path, "' is empty");
   TextCorpus c = from_text(text, options);
   c.path_ = path;

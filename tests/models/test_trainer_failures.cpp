@@ -140,3 +140,26 @@ TEST(Config, HyperparametersNoRunCanUseAreRefused) {
   EXPECT_ERROR_WITH(RunConfig::from_json({{"data", {{"train_fraction", 0.9}, {"validation_fraction", 0.2}}}}),
                     "at most 1");
 }
+
+TEST(BadInput, DirectoriesAndDamagedFilesAreClearErrors) {
+  TinyRun run("bad_input", 2);
+  EXPECT_ERROR_WITH(models::RunConfig::from_file(run.dir), "is a directory, expected a file");
+  models::RunConfig c = run.cfg;
+  c.data.path = run.dir;
+  EXPECT_ERROR_WITH(models::Trainer{c}, "is a directory");
+  make_directories(run.dir + "/damaged");
+  write_file_atomic(run.dir + "/damaged/latest", "");
+  EXPECT_ERROR_WITH(models::load_checkpoint(run.dir + "/damaged"), "'latest' file", "empty or damaged");
+  write_file_atomic(run.dir + "/damaged/latest", "../../etc/passwd\n");
+  EXPECT_ERROR_WITH(models::load_checkpoint(run.dir + "/damaged"), "empty or damaged");
+  // A new run refuses a directory that holds one; --overwrite replaces it.
+  models::Trainer(run.cfg).fit();
+  EXPECT_ERROR_WITH(models::Trainer{run.cfg}, "already holds a run", "--resume", "--overwrite");
+  write_file_atomic(run.cfg.train.run_dir + "/metrics.jsonl.tmp.123", "half a save");
+  models::RunConfig again = run.cfg;
+  again.train.overwrite = true;
+  models::Trainer fresh(again);
+  EXPECT_EQ(fresh.step(), 0);
+  EXPECT_FALSE(file_exists(run.cfg.train.run_dir + "/latest"));
+  EXPECT_FALSE(file_exists(run.cfg.train.run_dir + "/metrics.jsonl.tmp.123"));
+}
