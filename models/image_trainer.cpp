@@ -293,6 +293,15 @@ double ImageTrainer::fit() {
   }
   bar.finish();
   if (step_ == t.steps && step_ > first_step) finish_with_test();
+  if (step_ > first_step && !stop_requested()) {
+    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;
+    std::printf("done: steps %lld-%lld in %.1f min | final val acc %.4f", static_cast<long long>(first_step + 1),
+                static_cast<long long>(step_), minutes, last_val);
+    if (t.keep_best && best_step_ > 0) std::printf(" | best %.4f (step %lld)", best_val_, static_cast<long long>(best_step_));
+    if (!std::isnan(test_.acc)) std::printf(" | test acc %.4f", test_.acc);
+    std::printf(" | checkpoints in %s\n", t.run_dir.c_str());
+    std::fflush(stdout);
+  }
   return last_val;
 }
 

@@ -47,6 +47,13 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
   copts.train_fraction = config_.data.train_fraction;
   copts.validation_fraction = config_.data.validation_fraction;
   corpus_ = nn::data::TextCorpus::load(resolve_data_path(config_.data.path), copts);
+  // Evaluation must be possible before an hour of training is spent.
+  CTXPOOL_CHECK(corpus_.num_windows(Split::Validation, config_.model.context) > 0, "data: the validation split of '",
+                corpus_.path(), "' has ", corpus_.size(Split::Validation), " bytes, fewer than context + 1 = ",
+                config_.model.context + 1, " (raise data.validation_fraction or lower model.context)");
+  CTXPOOL_CHECK(corpus_.size(Split::Test) == 0 || corpus_.num_windows(Split::Test, config_.model.context) > 0,
+                "data: the test split of '", corpus_.path(), "' has ", corpus_.size(Split::Test),
+                " bytes, fewer than context + 1 = ", config_.model.context + 1);
   if (config_.model.vocab_size == 0) config_.model.vocab_size = corpus_.vocab_size();
   CTXPOOL_CHECK(config_.model.vocab_size == corpus_.vocab_size(), "config: model.vocab_size is ",
                 config_.model.vocab_size, " but the corpus has ", corpus_.vocab_size(), " distinct bytes");
@@ -178,6 +185,8 @@ double Trainer::fit() {
               static_cast<long long>(corpus_.size(Split::Train)), static_cast<long long>(corpus_.size(Split::Validation)),
               static_cast<long long>(corpus_.vocab_size()), get_num_threads(), config_.train.device.c_str());
   ProgressBar bar(t.steps, step_);
+  const int64_t first_step = step_;
+  const auto started = std::chrono::steady_clock::now();
   StopSignalGuard signals;  // Ctrl-C / SIGTERM: finish the step, checkpoint, stop
   model_->train();
   while (step_ < end && !stop_requested()) {
@@ -213,8 +222,9 @@ double Trainer::fit() {
     if (step_ % t.log_interval == 0 || step_ == end) {
       bar.finish();
       r.diagnostics = model_->diagnostics();
-      std::printf("step %6lld/%lld | loss %.4f | lr %.3e | grad %.3f | %7.1f ms/step | %8.0f tok/s\n",
-                  static_cast<long long>(step_), static_cast<long long>(t.steps), interval_loss / interval_n, lr, norm,
+      std::printf("step %6lld/%lld | loss %.4f (%.3f bpc) | lr %.3e | grad %.3f | %7.1f ms/step | %8.0f tok/s\n",
+                  static_cast<long long>(step_), static_cast<long long>(t.steps), interval_loss / interval_n,
+                  interval_loss / interval_n / std::log(2.0), lr, norm,
                   interval_ms / interval_n, tokens / (interval_ms / interval_n / 1000.0));
       std::fflush(stdout);
       interval_ms = interval_loss = 0;
@@ -238,6 +248,14 @@ double Trainer::fit() {
     }
   }
   bar.finish();
+  if (step_ > first_step && !stop_requested()) {
+    const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60.0;
+    std::printf("done: steps %lld-%lld in %.1f min | final val bpc %.4f", static_cast<long long>(first_step + 1),
+                static_cast<long long>(step_), minutes, last_val);
+    if (t.keep_best && best_step_ > 0) std::printf(" | best %.4f (step %lld)", best_val_, static_cast<long long>(best_step_));
+    std::printf(" | checkpoints in %s\n", t.run_dir.c_str());
+    std::fflush(stdout);
+  }
   return last_val;
 }
 
