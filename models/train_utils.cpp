@@ -101,7 +101,8 @@ void truncate_metrics(const std::string& metrics_path, int64_t step) {
 void append_metrics(const std::string& metrics_path, const nlohmann::json& record) {
   std::ofstream out(metrics_path, std::ios::app);
   out << record.dump() << "\n";
-  CTXPOOL_CHECK(out.good(), "trainer: cannot append to '", metrics_path, "'");
+  out.close();  // flushed now, and a full disk shows here rather than in a destructor that cannot report it
+  CTXPOOL_CHECK(!out.fail(), "trainer: cannot append to '", metrics_path, "' (disk full or not writable?)");
 }
 
 nlohmann::json generator_json(const Generator& g) { return {{"seed", g.seed()}, {"offset", g.offset()}}; }
