@@ -253,6 +253,7 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("max_eval_windows", t.max_eval_windows);
     s.read("log_interval", t.log_interval);
     s.read("checkpoint_interval", t.checkpoint_interval);
+    s.read("keep_checkpoints", t.keep_checkpoints);
     s.read("stop_after", t.stop_after);
     s.read("overwrite", t.overwrite);
     s.read("skip_nonfinite", t.skip_nonfinite);
@@ -292,6 +293,7 @@ void RunConfig::validate_hyperparameters() const {
   check(train.eval_interval >= 0, "train.eval_interval", static_cast<double>(train.eval_interval), ">= 0 (0: at the end)");
   check(train.checkpoint_interval >= 0, "train.checkpoint_interval", static_cast<double>(train.checkpoint_interval),
         ">= 0 (0: at the end)");
+  check(train.keep_checkpoints >= 1, "train.keep_checkpoints", static_cast<double>(train.keep_checkpoints), ">= 1");
   check(train.stop_after >= 0, "train.stop_after", static_cast<double>(train.stop_after), ">= 0");
   check(train.max_eval_windows >= 0, "train.max_eval_windows", static_cast<double>(train.max_eval_windows), ">= 0");
   check(train.threads >= 0, "train.threads", static_cast<double>(train.threads), ">= 0 (0: all cores)");
@@ -335,6 +337,7 @@ nlohmann::json RunConfig::to_json() const {
       {"train", {{"steps", train.steps}, {"batch_size", train.batch_size}, {"eval_interval", train.eval_interval},
                  {"eval_batch_size", train.eval_batch_size}, {"max_eval_windows", train.max_eval_windows},
                  {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
+                 {"keep_checkpoints", train.keep_checkpoints},
                  {"stop_after", train.stop_after}, {"overwrite", train.overwrite}, {"skip_nonfinite", train.skip_nonfinite}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
                  {"device", train.device}, {"run_dir", train.run_dir}}},
   };

@@ -113,6 +113,7 @@ struct TrainConfig {
   int64_t max_eval_windows = 0;     // 0: the whole validation split
   int64_t log_interval = 50;
   int64_t checkpoint_interval = 500;  // 0: only at the end
+  int64_t keep_checkpoints = 2;     // how many of the newest checkpoints stay in run_dir (at least 1)
   int64_t stop_after = 0;           // > 0: stop (with a checkpoint) after this many steps, as if interrupted
   bool overwrite = false;           // a new run may replace the run already in run_dir
   bool skip_nonfinite = false;      // a NaN/inf loss or gradient norm: skip that step (else stop with an error)

@@ -197,7 +197,7 @@ std::string hms(double seconds) {
 nlohmann::json comparable(nlohmann::json base) {
   if (base.contains("train") && base["train"].is_object())
     for (const char* key : {"run_dir", "threads", "device", "log_interval", "checkpoint_interval", "stop_after",
-                            "skip_nonfinite", "keep_best", "overwrite"})
+                            "skip_nonfinite", "keep_best", "overwrite", "keep_checkpoints"})
       base["train"].erase(key);
   return base;
 }

@@ -145,7 +145,7 @@ void ImageTrainer::save_checkpoint(double last_val_acc) {
       {"rng", {{"default", generator_json(default_generator())}}},
       {"metrics", {{"val_acc", std::isnan(last_val_acc) ? nlohmann::json() : nlohmann::json(last_val_acc)}}},
   };
-  models::save_checkpoint(config_.train.run_dir, ckpt);
+  models::save_checkpoint(config_.train.run_dir, ckpt, static_cast<int>(config_.train.keep_checkpoints));
 }
 
 void ImageTrainer::save_best(double val_acc) {

@@ -121,7 +121,7 @@ void Trainer::save_checkpoint(double last_val_bpc) {
       {"metrics", {{"val_bpc", std::isnan(last_val_bpc) ? nlohmann::json() : nlohmann::json(last_val_bpc)},
                    {"train_loss", history_.empty() ? nlohmann::json() : nlohmann::json(history_.back().train_loss)}}},
   };
-  models::save_checkpoint(config_.train.run_dir, ckpt);
+  models::save_checkpoint(config_.train.run_dir, ckpt, static_cast<int>(config_.train.keep_checkpoints));
 }
 
 // The weights first, then best.json naming their step: a crash in between leaves the old record,

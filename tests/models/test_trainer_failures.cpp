@@ -163,3 +163,17 @@ TEST(BadInput, DirectoriesAndDamagedFilesAreClearErrors) {
   EXPECT_FALSE(file_exists(run.cfg.train.run_dir + "/latest"));
   EXPECT_FALSE(file_exists(run.cfg.train.run_dir + "/metrics.jsonl.tmp.123"));
 }
+
+TEST(Checkpoint, RetentionIsAConfigOption) {
+  models::clear_stop_request();
+  TinyRun run("retention", 8);
+  run.cfg.train.checkpoint_interval = 2;
+  run.cfg.train.keep_checkpoints = 3;
+  models::Trainer(run.cfg).fit();
+  int count = 0;
+  for (const auto& e : fs::directory_iterator(run.cfg.train.run_dir))
+    if (e.path().extension() == ".safetensors" && e.path().filename().string().rfind("ckpt-", 0) == 0) ++count;
+  EXPECT_EQ(count, 3);  // steps 4, 6, 8
+  EXPECT_TRUE(file_exists(run.cfg.train.run_dir + "/ckpt-000004.json"));
+  EXPECT_ERROR_WITH(models::RunConfig::from_json({{"train", {{"keep_checkpoints", 0}}}}), "'train.keep_checkpoints'");
+}
