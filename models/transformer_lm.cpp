@@ -7,6 +7,16 @@
 
 namespace ctxpool::models {
 
+void init_transformer_weights(nn::Module& model, double init_std) {
+  for (auto& [name, p] : model.named_parameters()) {
+    if (p.dim() >= 2) {
+      nn::init::normal_(p, 0.0, init_std);
+    } else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
+      nn::init::zeros_(p);
+    }
+  }
+}
+
 nn::ContextPool1dOptions context_pool_options(const ContextPoolConfig& c) {
   nn::ContextPool1dOptions o;
   o.pool.window = c.window;
@@ -60,13 +70,7 @@ TransformerLM::TransformerLM(const ModelConfig& c, DType dtype) : nn::Module("Tr
   // GPT-2 style: every matrix and embedding N(0, init_std), biases zero, LayerNorm (1, 0). The
   // ContextPool predictors' convolutions too: their outputs start near 0, so every token starts
   // with w = 1/2 and a support halfway between s_min and s_max. Adaptive spans keep their init.
-  for (auto& [name, p] : named_parameters()) {
-    if (p.dim() >= 2) {
-      nn::init::normal_(p, 0.0, c.init_std);
-    } else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
-      nn::init::zeros_(p);
-    }
-  }
+  init_transformer_weights(*this, c.init_std);
 }
 
 Tensor TransformerLM::forward(const Tensor& idx) {

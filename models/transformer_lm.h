@@ -56,6 +56,11 @@ class TransformerLM : public nn::Module {
   ModelConfig config_;
 };
 
+// GPT-2 style initialisation, shared by the language model and the ViT: every parameter with
+// dim >= 2 (matrices, embeddings, convolution kernels) N(0, init_std), biases zero, the rest
+// (LayerNorm scales, adaptive spans) as constructed. In named_parameters() order.
+void init_transformer_weights(nn::Module& model, double init_std);
+
 // The nn options of one ContextPool layer described by the config.
 nn::ContextPool1dOptions context_pool_options(const ContextPoolConfig& c);
 

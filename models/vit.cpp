@@ -1,6 +1,6 @@
 #include "models/vit.h"
 
-#include "nn/init.h"
+#include "models/transformer_lm.h"
 #include "ops/ops.h"
 
 namespace ctxpool::models {
@@ -44,13 +44,7 @@ VisionTransformer::VisionTransformer(const ModelConfig& c, DType dtype)
 
   // As the language model: matrices, embeddings and convolution kernels N(0, init_std), biases zero,
   // LayerNorm (1, 0); so ContextPool predictors start near w = 1/2 and a middle support size.
-  for (auto& [name, p] : named_parameters()) {
-    if (p.dim() >= 2) {
-      nn::init::normal_(p, 0.0, c.init_std);
-    } else if (name.size() >= 4 && name.compare(name.size() - 4, 4, "bias") == 0) {
-      nn::init::zeros_(p);
-    }
-  }
+  init_transformer_weights(*this, c.init_std);
 }
 
 Tensor VisionTransformer::pool_patches(nn::ContextPool2d& pool, const Tensor& tokens) const {
