@@ -15,6 +15,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "autograd/record.h"
+#include "core/profile.h"
 
 namespace ctxpool::autograd {
 
@@ -38,6 +39,7 @@ std::vector<Tensor> run(const std::vector<Tensor>& roots, const std::vector<Tens
   CTXPOOL_CHECK(grad_roots.empty() || grad_roots.size() == roots.size(), "backward: got ",
                 roots.size(), " roots but ", grad_roots.size(), " gradients");
   AutoGradMode mode(create_graph);
+  const profile::PhaseScope phase(profile::Phase::Backward);  // for CTXPOOL_PROFILE
 
   // Root edges and their gradients.
   std::vector<Edge> root_edges;
@@ -125,7 +127,10 @@ std::vector<Tensor> run(const std::vector<Tensor>& roots, const std::vector<Tens
         }
       }
       if (debug_level() >= 2) std::cerr << "[ctxpool] backward " << node->name() << '\n';
-      grads_out = node->apply(std::move(grads_in));
+      {
+        const profile::Timer timer(profile::Table::BackwardNodes, node->name().c_str());
+        grads_out = node->apply(std::move(grads_in));
+      }
       if (!retain_graph) node->release_variables();
       CTXPOOL_CHECK(grads_out.size() == node->next_edges().size() || is_leaf_sink, "backward: '",
                     node->name(), "' returned ", grads_out.size(), " gradients for ",

@@ -17,8 +17,10 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <utility>
 
 #include "core/device.h"
+#include "core/profile.h"
 #include "core/tensor.h"
 #include "ops/ops.h"
 
@@ -191,11 +193,30 @@ const Kernels& kernels(Device device);
 
 // The entry for t's device, or the clear error above when that backend has none:
 //   kernel(&Kernels::matmul, "matmul", a)(a, b, out);
+// The entry comes wrapped so that CTXPOOL_PROFILE=1 can time each call under the op's name
+// (core/profile.h); with profiling off the wrapper adds one branch per call.
 template <typename Entry>
-Entry kernel(Entry Kernels::*entry, const char* op, const Tensor& t) {
+class KernelCall;
+template <typename R, typename... Args>
+class KernelCall<R (*)(Args...)> {
+ public:
+  KernelCall(R (*fn)(Args...), const char* op) : fn_(fn), op_(op) {}
+  R operator()(Args... args) const {
+    const profile::Timer timer(profile::Table::Kernels, op_);
+    return fn_(std::forward<Args>(args)...);
+  }
+  R (*function() const)(Args...) { return fn_; }  // the table's entry itself
+
+ private:
+  R (*fn_)(Args...);
+  const char* op_;
+};
+
+template <typename Entry>
+KernelCall<Entry> kernel(Entry Kernels::*entry, const char* op, const Tensor& t) {
   const Entry fn = kernels(t.device()).*entry;
   if (fn == nullptr) fail_not_implemented(op, t);
-  return fn;
+  return KernelCall<Entry>(fn, op);
 }
 
 // Each backend's registration, one per family file; kernels() calls them.

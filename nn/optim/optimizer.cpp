@@ -53,6 +53,7 @@ double grad_norm(const std::vector<Tensor>& params) {
 }
 
 double clip_grad_norm(const std::vector<Tensor>& params, double max_norm) {
+  const profile::PhaseScope phase(profile::Phase::Optimizer);  // for CTXPOOL_PROFILE
   const double norm = grad_norm(params);
   const double scale = max_norm / (norm + 1e-6);
   if (scale < 1.0) {

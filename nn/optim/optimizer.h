@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/profile.h"
 #include "core/tensor.h"
 
 namespace ctxpool::nn::optim {
@@ -51,6 +52,7 @@ class Optimizer {
 
 template <typename F>
 void Optimizer::for_each_param(const F& f) {
+  const profile::PhaseScope phase(profile::Phase::Optimizer);  // for CTXPOOL_PROFILE
   for (size_t g = 0; g < groups_.size(); ++g) {
     for (size_t i = 0; i < groups_[g].params.size(); ++i) {
       Tensor& p = groups_[g].params[i];
@@ -58,8 +60,9 @@ void Optimizer::for_each_param(const F& f) {
       if (!grad.defined()) continue;
       CTXPOOL_CHECK(grad.sizes() == p.sizes() && grad.dtype() == p.dtype(), "optimizer: gradient ",
                     grad.sizes(), " ", grad.dtype(), " does not match parameter ", p.sizes(), " ", p.dtype());
-      CTXPOOL_CHECK(p.device().is_cpu() && p.is_contiguous(), "optimizer: parameters must be contiguous CPU "
-                    "tensors for now, got ", p.sizes(), " on ", p.device());
+      // Any device: the update ops check that p, its gradient and its state share one.
+      CTXPOOL_CHECK(p.is_contiguous(), "optimizer: parameters must be contiguous, got one of shape ", p.sizes(),
+                    " with strides ", p.strides(), " on ", p.device());
       f(g, i, p, grad.contiguous());
     }
   }

@@ -51,8 +51,8 @@ TEST(KernelTable, BuiltOncePerDeviceType) {
 
 TEST(KernelTable, KernelReturnsTheEntryForTheTensorsDevice) {
   const Tensor x = zeros({2, 3});
-  EXPECT_TRUE(kernel(&Kernels::matmul, "matmul", x) == kernels(kCPU).matmul);
-  EXPECT_TRUE(kernel(&Kernels::max_or_min_rows, "max", x) == kernels(kCPU).max_or_min_rows);
+  EXPECT_TRUE(kernel(&Kernels::matmul, "matmul", x).function() == kernels(kCPU).matmul);
+  EXPECT_TRUE(kernel(&Kernels::max_or_min_rows, "max", x).function() == kernels(kCPU).max_or_min_rows);
   // Through the table, the ops give the same values as ever.
   expect_values(ops::matmul(ones({2, 3}), ones({3, 1})), {3, 3});
   auto [values, indices] = ops::min(tensor({3.0, 1.0, 2.0, 1.0}), 0);
