@@ -19,7 +19,8 @@ step "device"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || { echo "no GPU"; exit 1; }
 nvcc --version | tail -1
 
-# cuBLAS from the toolkit, else from NVIDIA's pip package; cuDNN (for conv2d, later) from its pip package.
+# cuBLAS from the toolkit, else from NVIDIA's pip package (ctxpool opens it with dlopen on first use, so
+# LD_LIBRARY_PATH is what finds it); cuDNN (for conv2d, later) from its pip package.
 extra=()
 if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
   lib=$(python3 -c "import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], 'lib'))" 2>/dev/null)

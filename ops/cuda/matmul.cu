@@ -41,10 +41,10 @@ void gemm_strided_batched(cublasHandle_t h, cublasOperation_t ta, cublasOperatio
                           long long sc, int batch) {
   const T one = 1, zero = 0;
   if constexpr (std::is_same_v<T, float>) {
-    check_cublas(cublasSgemmStridedBatched(h, ta, tb, m, n, k, &one, A, lda, sa, B, ldb, sb, &zero, C, ldc, sc, batch),
+    check_cublas(cublas().sgemm_strided_batched(h, ta, tb, m, n, k, &one, A, lda, sa, B, ldb, sb, &zero, C, ldc, sc, batch),
                  "cublasSgemmStridedBatched");
   } else {
-    check_cublas(cublasDgemmStridedBatched(h, ta, tb, m, n, k, &one, A, lda, sa, B, ldb, sb, &zero, C, ldc, sc, batch),
+    check_cublas(cublas().dgemm_strided_batched(h, ta, tb, m, n, k, &one, A, lda, sa, B, ldb, sb, &zero, C, ldc, sc, batch),
                  "cublasDgemmStridedBatched");
   }
 }

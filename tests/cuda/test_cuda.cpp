@@ -38,3 +38,31 @@ TEST(Cuda, GradientFlowsThroughDeviceCopies) {
   (y * 2.0).sum().backward();
   expect_values(x.grad(), {2, 2, 2});
 }
+
+#ifdef CTXPOOL_WITH_CUDA
+#include <fstream>
+
+#include "cuda/cublas.h"
+
+// cuBLAS is opened on first use, not linked (cuda/cublas.h): a CPU-only run never loads it, and the
+// first use resolves every entry point. Needs the library, not a GPU.
+TEST(Cublas, LoadedOnFirstUseOnly) {
+  const auto cublas_mapped = [] {
+    std::ifstream maps("/proc/self/maps");
+    std::string line;
+    while (std::getline(maps, line))
+      if (line.find("libcublas") != std::string::npos) return true;
+    return false;
+  };
+  if (!cublas_mapped()) {  // (an earlier test in this process may have loaded it)
+    const Tensor a = ones({2, 2});
+    (void)ops::matmul(a, a);  // CPU work does not load it
+    EXPECT_FALSE(cublas_mapped());
+  }
+  const cuda::CublasApi& api = cuda::cublas();
+  EXPECT_TRUE(cublas_mapped());
+  EXPECT_NE(api.create, nullptr);
+  EXPECT_NE(api.sgemm_strided_batched, nullptr);
+  EXPECT_STREQ(api.status_name(CUBLAS_STATUS_SUCCESS), "CUBLAS_STATUS_SUCCESS");
+}
+#endif
