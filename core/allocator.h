@@ -22,4 +22,16 @@ class Allocator {
 Allocator* allocator_for(DeviceType type);
 void register_allocator(DeviceType type, Allocator* allocator);
 
+// The CPU allocator's counters (core/storage.cpp), the CPU twin of cuda::memory_stats(). In the steady
+// state of a training loop `system_allocs` stays flat: every block comes from the cache.
+struct CpuMemoryStats {
+  size_t allocated = 0;       // bytes held by live storages (rounded up to 4 KiB)
+  size_t cached = 0;          // bytes of freed blocks kept for reuse
+  size_t peak_allocated = 0;  // the largest `allocated` since start-up or reset_cpu_peak_memory()
+  int64_t system_allocs = 0;  // blocks obtained from the C library so far
+  int64_t cache_hits = 0;     // requests served from the cache so far
+};
+CpuMemoryStats cpu_memory_stats();
+void reset_cpu_peak_memory();
+
 }  // namespace ctxpool

@@ -1,5 +1,6 @@
 #include "core/storage.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -20,42 +21,58 @@ constexpr bool kCacheBlocks = false;  // let AddressSanitizer see every allocati
 constexpr bool kCacheBlocks = true;
 #endif
 
-// 64-byte aligned host memory: whole cache lines, and what SIMD loads like. Freed blocks of 64 KiB
-// and more are kept per size and handed out again: a training step allocates the same sizes every
-// step, and fresh pages from the OS cost a page fault each (a 512x512 matmul twice as slow).
+// 64-byte aligned host memory: whole cache lines, and what SIMD loads like. Freed blocks are kept per
+// size and handed out again: a training step allocates the same sizes every step, and fresh pages from
+// the OS cost a page fault each (a 512x512 matmul twice as slow). Sizes round up to 64 B below 64 KiB
+// and to 4 KiB above, so a scalar does not hold a page.
 class CpuAllocator : public Allocator {
  public:
-  static constexpr size_t kMinCached = 64 << 10;
   static constexpr size_t kMaxCachedTotal = size_t(8) << 30;
 
   void* allocate(size_t nbytes, int) override {
     if (nbytes == 0) return nullptr;
     const size_t rounded = round(nbytes);
-    if (kCacheBlocks && rounded >= kMinCached) {
-      std::lock_guard<std::mutex> lock(mutex_);
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.allocated += rounded;
+    stats_.peak_allocated = std::max(stats_.peak_allocated, stats_.allocated);
+    if (kCacheBlocks) {
       auto it = free_.find(rounded);
       if (it != free_.end() && !it->second.empty()) {
         void* p = it->second.back();
         it->second.pop_back();
-        cached_bytes_ -= rounded;
+        stats_.cached -= rounded;
+        ++stats_.cache_hits;
         return p;
       }
     }
     void* p = std::aligned_alloc(64, rounded);
-    CTXPOOL_CHECK(p != nullptr, "cpu allocator: out of memory allocating ", nbytes, " bytes");
+    if (p == nullptr) {
+      stats_.allocated -= rounded;
+      detail::fail("cpu allocator: out of memory allocating ", nbytes, " bytes (", stats_.allocated,
+                   " bytes live, ", stats_.cached, " cached)");
+    }
+    ++stats_.system_allocs;
     return p;
   }
   void deallocate(void* ptr, size_t nbytes, int) override {
+    if (ptr == nullptr) return;
     const size_t rounded = round(nbytes);
-    if (kCacheBlocks && ptr && rounded >= kMinCached) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (cached_bytes_ + rounded <= kMaxCachedTotal) {
-        free_[rounded].push_back(ptr);
-        cached_bytes_ += rounded;
-        return;
-      }
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.allocated -= rounded;
+    if (kCacheBlocks && stats_.cached + rounded <= kMaxCachedTotal) {
+      free_[rounded].push_back(ptr);
+      stats_.cached += rounded;
+      return;
     }
     std::free(ptr);
+  }
+  CpuMemoryStats stats() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stats_;
+  }
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stats_.peak_allocated = stats_.allocated;
   }
   ~CpuAllocator() override {
     for (auto& [size, blocks] : free_)
@@ -63,10 +80,13 @@ class CpuAllocator : public Allocator {
   }
 
  private:
-  static size_t round(size_t n) { return (n + 4095) / 4096 * 4096; }
+  static size_t round(size_t n) {
+    const size_t step = n < (size_t(64) << 10) ? 64 : 4096;
+    return (n + step - 1) / step * step;
+  }
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_;
-  size_t cached_bytes_ = 0;
+  CpuMemoryStats stats_;
   void copy_from_host(void* dst, const void* src, size_t n, int) override {
     if (n) std::memcpy(dst, src, n);
   }
@@ -79,13 +99,19 @@ Allocator*& slot(DeviceType type) {
   static Allocator* table[2] = {nullptr, nullptr};
   return table[static_cast<int>(type)];
 }
+
+CpuAllocator& cpu_allocator() {
+  static CpuAllocator cpu;
+  return cpu;
+}
+
 }  // namespace
 
+CpuMemoryStats cpu_memory_stats() { return cpu_allocator().stats(); }
+void reset_cpu_peak_memory() { cpu_allocator().reset_peak(); }
+
 Allocator* allocator_for(DeviceType type) {
-  if (type == DeviceType::CPU) {
-    static CpuAllocator cpu;
-    return &cpu;
-  }
+  if (type == DeviceType::CPU) return &cpu_allocator();
   Allocator* a = slot(type);
   CTXPOOL_CHECK(a != nullptr, "allocator: no allocator for ", Device(type),
                 " (ctxpool was built without CUDA, or no CUDA device is present)");

@@ -1,6 +1,7 @@
 // The kernel tables: each built once, on first use, by explicit calls to the backends' registrations.
 #include "ops/kernels.h"
 
+#include "core/cpu_features.h"
 #include "core/error.h"
 
 namespace ctxpool {
@@ -8,6 +9,9 @@ namespace ctxpool {
 namespace {
 
 Kernels cpu_table() {
+  // (Also checked before main by core/cpu_features.cpp's constructor, which this reference links in.)
+  const std::string missing = missing_cpu_features();
+  CTXPOOL_CHECK(missing.empty(), cpu_features_message(compiled_cpu_features(), missing));
   Kernels k;
   cpu::add_elementwise_kernels(k);
   cpu::add_reduce_kernels(k);

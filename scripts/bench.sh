@@ -7,6 +7,10 @@
 #   scripts/bench.sh [THREADS] [STEPS]        (after scripts/setup.sh; defaults: 2 threads, 30 steps)
 #   CTXPOOL_PROFILE=1 build/bench/lm_speed --config CONFIG --vocab 65   (where ctxpool's step goes)
 #
+# AVX2_ONLY=1 scripts/bench.sh measures as on an AVX2-only CPU (no AVX-512) on a machine that has
+# AVX-512: OpenBLAS on both sides uses its Haswell kernels (OPENBLAS_CORETYPE) and PyTorch its AVX2
+# kernels (ATEN_CPU_CAPABILITY); ctxpool's own kernels are AVX2 already (CTXPOOL_ARCH=x86-64-v3).
+#
 # Run it on a quiet machine: anything else on the cores changes both sides' times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +22,10 @@ mkdir -p "$out"
 source scripts/lib.sh
 ensure_packages python3-torch libopenblas0-openmp time
 [ -x build/bench/lm_speed ] || { echo "bench.sh: build/bench/lm_speed is missing: run scripts/setup.sh first" >&2; exit 1; }
+if [ "${AVX2_ONLY:-0}" = 1 ]; then
+  export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2
+  log "AVX2 only: OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY=avx2"
+fi
 torch_env=(env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS="$threads")
 
 # peak_rss_mib FILE: the "Maximum resident set size" /usr/bin/time -v wrote, in MiB.
@@ -26,7 +34,7 @@ peak_rss_mib() { awk -F': ' '/Maximum resident set size/ {printf "%.0f", $2 / 10
 field() { /usr/bin/python3 -c "import json,sys; print(json.loads(sys.argv[1]).get(sys.argv[2], ''))" "$1" "$2"; }
 
 log "$(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; flags: $(grep -o -w -E 'avx2|avx512f|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
-log "ctxpool BLAS: $(ldd build/bench/lm_speed | grep -o -E 'lib[a-z]*blas[^ ]*' | sort -u | tr '\n' ' ')"
+log "ctxpool BLAS: $(ldd build/bench/lm_speed | grep -o -E 'lib[a-z]*blas[^ ]*' | sort -u | tr '\n' ' '); kernels compiled for: $(grep -o 'CTXPOOL_ARCH:STRING=.*' build/CMakeCache.txt | cut -d= -f2)"
 log "PyTorch $(/usr/bin/python3 -c 'import torch; print(torch.__version__)') BLAS: OpenBLAS (OpenMP build, via LD_LIBRARY_PATH)"
 
 rows=()
@@ -54,7 +62,7 @@ EOF
 done
 
 echo
-echo "$(date -u +%F), $(lscpu | sed -n 's/^Model name: *//p'), $threads threads, $steps timed steps after $warmup warm-up"
+echo "$(date -u +%F), $(lscpu | sed -n 's/^Model name: *//p'), $threads threads, $steps timed steps after $warmup warm-up$([ "${AVX2_ONLY:-0}" = 1 ] && echo ', AVX2 only')"
 echo
 echo "| config | params | ctxpool ms/step | PyTorch ms/step | ratio | ctxpool tok/s | PyTorch tok/s | ctxpool peak MiB | PyTorch peak MiB | memory ratio |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

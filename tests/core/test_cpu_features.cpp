@@ -1,0 +1,28 @@
+// The start-up check of the CPU against what the kernels were compiled for (core/cpu_features.h).
+#include <gtest/gtest.h>
+
+#include "core/cpu_features.h"
+
+using namespace ctxpool;
+
+TEST(CpuFeatures, ThisCpuHasWhatTheKernelsWereCompiledFor) {
+  // We are running, so the start-up check passed: nothing may be missing.
+  EXPECT_EQ(missing_cpu_features(), "") << "compiled for: " << compiled_cpu_features();
+  EXPECT_EQ(cpu_features_message(compiled_cpu_features(), ""), "");
+}
+
+TEST(CpuFeatures, MessageNamesWhatIsMissingAndHowToRebuild) {
+  const std::string m = cpu_features_message("avx avx2 fma bmi2", "avx2 fma");
+  EXPECT_NE(m.find("compiled for a CPU with avx avx2 fma bmi2"), std::string::npos) << m;
+  EXPECT_NE(m.find("lacks avx2 fma"), std::string::npos) << m;
+  EXPECT_NE(m.find("-DCTXPOOL_ARCH=native"), std::string::npos) << m;
+  EXPECT_NE(m.find("-DCTXPOOL_ARCH=default"), std::string::npos) << m;
+}
+
+// The default build (CTXPOOL_ARCH=x86-64-v3) uses AVX2 and FMA, never AVX-512, whatever machine
+// builds it: a binary made on an AVX-512 machine must run on an AVX2-only one.
+TEST(CpuFeatures, DefaultBuildTargetsAvx2AndNoMore) {
+  const std::string arch = CTXPOOL_ARCH_FOR_TESTS;
+  if (arch != "x86-64-v3") GTEST_SKIP() << "built with CTXPOOL_ARCH=" << arch;
+  EXPECT_EQ(compiled_cpu_features(), "avx avx2 fma bmi2");
+}
