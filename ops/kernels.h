@@ -243,6 +243,7 @@ void add_matmul_kernels(Kernels& k);
 void add_nn_kernels(Kernels& k);
 void add_local_attention_kernels(Kernels& k);
 void add_context_pool_kernels(Kernels& k);
+void add_context_pool2d_kernels(Kernels& k);
 void add_index_kernels(Kernels& k);
 void add_optim_kernels(Kernels& k);
 void add_conv2d_kernels(Kernels& k);

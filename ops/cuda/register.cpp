@@ -11,6 +11,7 @@ void add_kernels(Kernels& k) {
   add_nn_kernels(k);
   add_local_attention_kernels(k);
   add_context_pool_kernels(k);
+  add_context_pool2d_kernels(k);
   add_index_kernels(k);
   add_optim_kernels(k);
   add_conv2d_kernels(k);

@@ -175,6 +175,20 @@ std::vector<ParityCase> cases() {
     o2.stride = 2;
     add_case("context_pool2d_strided", [] { return Inputs{f32({2, 5, 6, 4}), f32({2, 5, 6}), f32({2, 3, 3})}; },
              [o2](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], o2); }, 1e-5, 1e-5);
+    // K = 2 at stride 1 (windows clipped on every border), d above a warp's width.
+    ContextPool2dOptions wide;
+    wide.window = 2;
+    add_case("context_pool2d_window2", [] { return Inputs{f32({2, 6, 5, 40}), f32({2, 6, 5}), f32({2, 6, 5})}; },
+             [wide](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], wide); }, 1e-5, 1e-5);
+    ContextPool2dOptions weights_only = wide;
+    weights_only.mode = ContextPoolMode::WeightsOnly;
+    add_case("context_pool2d_weights_only_float64",
+             [] { return Inputs{param({2, 4, 5, 3}), param({2, 4, 5}), param({2, 4, 5})}; },
+             [weights_only](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], weights_only); }, 1e-12, 1e-12);
+    ContextPool2dOptions uniform = o2;
+    uniform.mode = ContextPoolMode::Uniform;
+    add_case("context_pool2d_uniform_strided", [] { return Inputs{f32({1, 7, 7, 6}), f32({1, 7, 7}), f32({1, 4, 4})}; },
+             [uniform](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], uniform); }, 1e-5, 1e-5);
   }
   add_case("conv1d_causal_dilated", [] { return Inputs{f32({2, 3, 10}), f32({4, 3, 3}), f32({4})}; },
       [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 4, 0, 2); }, 1e-5, 1e-5);
