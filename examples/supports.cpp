@@ -79,7 +79,7 @@ int main(int argc, char** argv) {
     nn::data::CorpusOptions copts;
     copts.train_fraction = cfg.data.train_fraction;
     copts.validation_fraction = cfg.data.validation_fraction;
-    const auto corpus = nn::data::TextCorpus::load(models::resolve_data_path(cfg.data.path), copts);
+    const auto corpus = nn::data::TextCorpus::load(models::resolve_data_path(cfg.data.path, cfg.data.base_dir), copts);
     CTXPOOL_CHECK(corpus.vocab() == ckpt.sidecar.at("vocab").get<std::vector<uint8_t>>(),
                   "ctxpool-supports: the corpus vocabulary differs from the checkpoint's");
     const auto& val = corpus.tokens(nn::data::Split::Validation);

@@ -1,5 +1,6 @@
 #include "models/config.h"
 
+#include <filesystem>
 #include <cmath>
 #include <initializer_list>
 #include <set>
@@ -312,7 +313,9 @@ RunConfig RunConfig::from_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     detail::fail("config: '", path, "' is not valid JSON: ", e.what());
   }
-  return from_json(j);
+  RunConfig cfg = from_json(j);
+  cfg.data.base_dir = std::filesystem::path(path).parent_path().string();
+  return cfg;
 }
 
 nlohmann::json RunConfig::to_json() const {

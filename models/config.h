@@ -84,6 +84,9 @@ struct DataConfig {
   int64_t crop_padding = 0;      // > 0: random crops of the image zero-padded by this many pixels
   bool horizontal_flip = false;
   bool normalize = true;
+  // The directory of the config file this came from (RunConfig::from_file; not saved): a relative
+  // `path` is looked up there when the working directory does not have it.
+  std::string base_dir;
 
   bool is_images() const { return dataset != "text"; }
 };

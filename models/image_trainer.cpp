@@ -21,7 +21,7 @@ namespace ctxpool::models {
 ImageData load_image_data(const DataConfig& data) {
   CTXPOOL_CHECK(data.dataset == "fashion_mnist" || data.dataset == "cifar10", "data: '", data.dataset,
                 "' is not an image dataset (fashion_mnist, cifar10)");
-  const std::string dir = resolve_data_path(data.path);
+  const std::string dir = resolve_data_path(data.path, data.base_dir);
   auto load = [&](const char* split) {
     return data.dataset == "cifar10" ? nn::data::load_cifar10(dir, split) : nn::data::load_fashion_mnist(dir, split);
   };
@@ -30,7 +30,7 @@ ImageData load_image_data(const DataConfig& data) {
                 " leaves no training images (the training set has ", train.size(), ")");
   const int64_t kept = train.size() - data.validation_size;
   return {nn::data::image_subset(train, 0, kept), nn::data::image_subset(train, kept, data.validation_size),
-          load("test")};
+          load("test"), dir};
 }
 
 ImageTrainer::ImageTrainer(const RunConfig& config, bool resume) : config_(config) {
@@ -215,13 +215,14 @@ double ImageTrainer::fit() {
   const int64_t per_epoch = loader_->num_batches();
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
   int64_t interval_n = 0;
-  std::printf("model: %s, %lld parameters, %.2f MFLOPs per image (forward); data: %lld train / %lld validation / "
-              "%lld test images, %lld batches of %lld per epoch; %d threads; device %s\n",
+  std::printf("model: %s, %lld parameters, %.2f MFLOPs per image (forward); data%s%s%s: %lld train / %lld "
+              "validation / %lld test images, %lld batches of %lld per epoch; %d thread%s; device %s\n",
               model_->type_name().c_str(), static_cast<long long>(model_->num_parameters()),
-              model_->flops_per_image() / 1e6, static_cast<long long>(data_.train.size()),
+              model_->flops_per_image() / 1e6, data_.source.empty() ? "" : " '", data_.source.c_str(),
+              data_.source.empty() ? "" : "'", static_cast<long long>(data_.train.size()),
               static_cast<long long>(data_.validation.size()), static_cast<long long>(data_.test.size()),
               static_cast<long long>(per_epoch), static_cast<long long>(t.batch_size), get_num_threads(),
-              t.device.c_str());
+              get_num_threads() == 1 ? "" : "s", t.device.c_str());
   std::vector<std::vector<int64_t>> order;
   int64_t order_epoch = -1;
   nn::data::Prefetcher<nn::data::ImageSet> batches(
@@ -262,10 +263,12 @@ double ImageTrainer::fit() {
     if (step_ % t.log_interval == 0 || step_ == end) {
       bar.finish();
       for (const auto& [key, value] : model_->diagnostics()) record[key] = value;
-      std::printf("step %6lld/%lld (epoch %.2f) | loss %.4f | lr %.3e | grad %.3f | %7.1f ms/step | %6.0f img/s\n",
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      std::printf("step %6lld/%lld (epoch %.2f) | loss %.4f | lr %.3e | grad %.3f | %7.1f ms/step | %6.0f img/s | %s\n",
                   static_cast<long long>(step_), static_cast<long long>(t.steps),
                   static_cast<double>(step_) / static_cast<double>(per_epoch), interval_loss / interval_n, lr, norm,
-                  interval_ms / interval_n, static_cast<double>(t.batch_size) / (interval_ms / interval_n / 1000.0));
+                  interval_ms / interval_n, static_cast<double>(t.batch_size) / (interval_ms / interval_n / 1000.0),
+                  elapsed_and_eta(elapsed, step_ - first_step, t.steps - step_).c_str());
       std::fflush(stdout);
       interval_ms = interval_loss = 0;
       interval_n = 0;

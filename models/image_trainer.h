@@ -24,6 +24,7 @@ namespace ctxpool::models {
 // The three splits an image classifier trains, selects and reports on.
 struct ImageData {
   nn::data::ImageSet train, validation, test;
+  std::string source;  // where they were read from (printed at start), "" when given in memory
 };
 
 // The dataset of the config (data.dataset, data.path), with data.validation_size training images

@@ -26,6 +26,12 @@ std::string format_duration(double s) {
   return buf;
 }
 
+std::string elapsed_and_eta(double elapsed_s, int64_t done, int64_t remaining) {
+  std::string out = "elapsed " + format_duration(elapsed_s) + ", ETA ";
+  if (done <= 0) return out + "?";
+  return out + format_duration(elapsed_s / static_cast<double>(done) * static_cast<double>(remaining));
+}
+
 void ProgressBar::update(int64_t done, const std::string& status) {
   if (!enabled()) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();

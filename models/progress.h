@@ -22,4 +22,8 @@ class ProgressBar {
 
 std::string format_duration(double seconds);  // "1:05:03" or "4:09"
 
+// "elapsed 4:09, ETA 12:30" for log lines (which, unlike the bar, also reach a pipe or a file):
+// `done` of this run's steps took `elapsed_s`; `remaining` steps are left.
+std::string elapsed_and_eta(double elapsed_s, int64_t done, int64_t remaining);
+
 }  // namespace ctxpool::models

@@ -19,9 +19,14 @@ namespace ctxpool::models {
 
 using nn::data::Split;
 
-std::string resolve_data_path(const std::string& path) {
+std::string resolve_data_path(const std::string& path, const std::string& base_dir) {
   if (file_exists(path) || std::filesystem::path(path).is_absolute()) return path;
   std::string tried = "'" + path + "'";
+  if (!base_dir.empty()) {
+    const std::string beside_config = (std::filesystem::path(base_dir) / path).lexically_normal().string();
+    if (file_exists(beside_config)) return beside_config;
+    tried += ", '" + beside_config + "' (beside the config)";
+  }
   std::string prefix;
   for (int up = 1; up <= 3; ++up) {
     prefix += "../";
@@ -46,7 +51,7 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
   nn::data::CorpusOptions copts;
   copts.train_fraction = config_.data.train_fraction;
   copts.validation_fraction = config_.data.validation_fraction;
-  corpus_ = nn::data::TextCorpus::load(resolve_data_path(config_.data.path), copts);
+  corpus_ = nn::data::TextCorpus::load(resolve_data_path(config_.data.path, config_.data.base_dir), copts);
   // Evaluation must be possible before an hour of training is spent.
   CTXPOOL_CHECK(corpus_.num_windows(Split::Validation, config_.model.context) > 0, "data: the validation split of '",
                 corpus_.path(), "' has ", corpus_.size(Split::Validation), " bytes, fewer than context + 1 = ",
@@ -180,10 +185,11 @@ double Trainer::fit() {
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
   int64_t interval_n = 0;
   std::printf("model: %lld parameters, %.3f MFLOPs per token (forward); corpus '%s': %lld train / %lld validation "
-              "bytes, vocabulary %lld; %d threads; device %s\n",
+              "bytes, vocabulary %lld; %d thread%s; device %s\n",
               static_cast<long long>(model_->num_parameters()), model_->flops_per_token() / 1e6, corpus_.path().c_str(),
               static_cast<long long>(corpus_.size(Split::Train)), static_cast<long long>(corpus_.size(Split::Validation)),
-              static_cast<long long>(corpus_.vocab_size()), get_num_threads(), config_.train.device.c_str());
+              static_cast<long long>(corpus_.vocab_size()), get_num_threads(), get_num_threads() == 1 ? "" : "s",
+              config_.train.device.c_str());
   ProgressBar bar(t.steps, step_);
   const int64_t first_step = step_;
   const auto started = std::chrono::steady_clock::now();
@@ -222,10 +228,12 @@ double Trainer::fit() {
     if (step_ % t.log_interval == 0 || step_ == end) {
       bar.finish();
       r.diagnostics = model_->diagnostics();
-      std::printf("step %6lld/%lld | loss %.4f (%.3f bpc) | lr %.3e | grad %.3f | %7.1f ms/step | %8.0f tok/s\n",
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      std::printf("step %6lld/%lld | loss %.4f (%.3f bpc) | lr %.3e | grad %.3f | %7.1f ms/step | %8.0f tok/s | %s\n",
                   static_cast<long long>(step_), static_cast<long long>(t.steps), interval_loss / interval_n,
                   interval_loss / interval_n / std::log(2.0), lr, norm,
-                  interval_ms / interval_n, tokens / (interval_ms / interval_n / 1000.0));
+                  interval_ms / interval_n, tokens / (interval_ms / interval_n / 1000.0),
+                  elapsed_and_eta(elapsed, step_ - first_step, t.steps - step_).c_str());
       std::fflush(stdout);
       interval_ms = interval_loss = 0;
       interval_n = 0;

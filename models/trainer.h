@@ -72,8 +72,10 @@ class Trainer {
   std::string metrics_path_;
 };
 
-// The corpus path as given, or relative to the current directory's parents ("../shared/data/..."
-// from build/ works too); an error listing the tried paths when none exists.
-std::string resolve_data_path(const std::string& path);
+// A data path as given (absolute, or relative to the working directory), else relative to the
+// config file's directory `base_dir`, else to the working directory's parents ("../shared/data/..."
+// from build/ works too); an error listing the tried paths when none exists. Trainers print the one
+// they use.
+std::string resolve_data_path(const std::string& path, const std::string& base_dir = "");
 
 }  // namespace ctxpool::models

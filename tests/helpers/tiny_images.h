@@ -38,7 +38,7 @@ inline nn::data::ImageSet block_images(int64_t n, uint64_t seed) {
 }
 
 inline models::ImageData block_data(int64_t train = 512) {
-  return {block_images(train, 1), block_images(128, 2), block_images(128, 3)};
+  return {block_images(train, 1), block_images(128, 2), block_images(128, 3), "tiny blocks"};
 }
 
 // The stripes task as an IDX dataset directory in Fashion-MNIST's layout (28x28 grey bytes), for

@@ -13,6 +13,7 @@
 #include "models/checkpoint.h"
 #include "models/stop_signal.h"
 #include "models/convnet.h"
+#include "models/progress.h"
 #include "models/trainer.h"
 #include "ops/ops.h"
 
@@ -176,4 +177,29 @@ TEST(Checkpoint, RetentionIsAConfigOption) {
   EXPECT_EQ(count, 3);  // steps 4, 6, 8
   EXPECT_TRUE(file_exists(run.cfg.train.run_dir + "/ckpt-000004.json"));
   EXPECT_ERROR_WITH(models::RunConfig::from_json({{"train", {{"keep_checkpoints", 0}}}}), "'train.keep_checkpoints'");
+}
+
+// Relative data paths: the working directory first, then beside the config file, then the working
+// directory's parents; an error lists every place tried.
+TEST(Config, RelativeDataPathsResolveBesideTheConfigFile) {
+  const fs::path dir = fs::temp_directory_path() / "ctxpool_config_paths";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "configs" / "corpora");
+  write_file_atomic((dir / "configs" / "corpora" / "tiny.txt").string(), "hello world, hello world\n");
+  write_file_atomic((dir / "configs" / "run.json").string(),
+                    R"({"data": {"path": "corpora/tiny.txt"}, "train": {"steps": 1}})");
+  const models::RunConfig cfg = models::RunConfig::from_file((dir / "configs" / "run.json").string());
+  EXPECT_EQ(cfg.data.base_dir, (dir / "configs").string());
+  EXPECT_FALSE(cfg.to_json()["data"].contains("base_dir"));  // where it came from is not saved
+  EXPECT_EQ(models::resolve_data_path(cfg.data.path, cfg.data.base_dir),
+            (dir / "configs" / "corpora" / "tiny.txt").string());
+  EXPECT_ERROR_WITH(models::resolve_data_path("corpora/missing.txt", cfg.data.base_dir),
+                    "(beside the config)");
+  fs::remove_all(dir);
+}
+
+TEST(Progress, LogLinesCarryElapsedTimeAndEta) {
+  EXPECT_EQ(models::elapsed_and_eta(90.0, 30, 60), "elapsed 1:30, ETA 3:00");
+  EXPECT_EQ(models::elapsed_and_eta(0.0, 0, 10), "elapsed 0:00, ETA ?");
+  EXPECT_EQ(models::elapsed_and_eta(3600.0, 1, 1), "elapsed 1:00:00, ETA 1:00:00");
 }
