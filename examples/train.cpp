@@ -9,12 +9,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <memory>
 #include <string>
 
 #include "models/checkpoint.h"
 #include "models/image_trainer.h"
 #include "models/stop_signal.h"
 #include "models/trainer.h"
+#include "nn/parallel/communicator.h"
 
 using namespace ctxpool;
 
@@ -38,6 +41,9 @@ void usage() {
       "  --resume             continue from the run directory's latest checkpoint\n"
       "  --overwrite          start afresh in a run directory that holds a run (deletes its checkpoints)\n"
       "  --set KEY=VALUE      any config value, e.g. --set optim.lr=1e-3 --set model.context_pool.window=8\n"
+      "  --distributed        data-parallel over the processes of mpirun (language models; the config's\n"
+      "                       batch is split over them): mpirun -np 2 ctxpool-train --config F --distributed\n"
+      "                       CTXPOOL_DIST_TIMEOUT=S stops the job when a collective waits S seconds (600)\n"
       "Ctrl-C (or SIGTERM) stops after the current step with a checkpoint; --resume continues.");
 }
 
@@ -88,12 +94,24 @@ int train_image_classifier(const models::RunConfig& cfg, bool resume) {
   return 0;
 }
 
+// CTXPOOL_DIST_TIMEOUT in seconds, default 600.
+double collective_timeout() {
+  const char* env = std::getenv("CTXPOOL_DIST_TIMEOUT");
+  if (env == nullptr || *env == '\0') return 600.0;
+  char* end = nullptr;
+  const double s = std::strtod(env, &end);
+  CTXPOOL_CHECK(end != env && *end == '\0' && s > 0, "ctxpool-train: CTXPOOL_DIST_TIMEOUT must be a positive "
+                "number of seconds, got '", env, "'");
+  return s;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::shared_ptr<nn::parallel::Communicator> comm;  // with --distributed: the processes of this job
   try {
     std::string config_path, run_dir;
-    bool resume = false;
+    bool resume = false, distributed = false;
     nlohmann::json overrides = nlohmann::json::object();
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
@@ -104,6 +122,7 @@ int main(int argc, char** argv) {
       if (a == "--help" || a == "-h") return usage(), 0;
       else if (a == "--config") config_path = value();
       else if (a == "--resume") resume = true;
+      else if (a == "--distributed") distributed = true;
       else if (a == "--overwrite") overrides["train"]["overwrite"] = true;
       else if (a == "--set") set_override(overrides, value());
       else if (a == "--run-dir") run_dir = value();
@@ -131,26 +150,36 @@ int main(int argc, char** argv) {
     }
     if (!run_dir.empty()) overrides["train"]["run_dir"] = run_dir;
     config.merge_patch(overrides);
-    const models::RunConfig cfg = models::RunConfig::from_json(config);
+    models::RunConfig cfg = models::RunConfig::from_json(config);
+    if (!config_path.empty()) cfg.data.base_dir = std::filesystem::path(config_path).parent_path().string();
 
+    if (distributed) {
+      CTXPOOL_CHECK(!cfg.model.is_image_model(), "ctxpool-train: --distributed trains language models for now; "
+                    "image classifiers train in one process");
+      comm = nn::parallel::mpi_world(collective_timeout());
+    }
     if (cfg.model.is_image_model()) return train_image_classifier(cfg, resume);
-    models::Trainer trainer(cfg, resume);
+    const bool writer = !comm || comm->rank() == 0;
+    models::Trainer trainer(cfg, resume, comm);
     if (trainer.step() >= cfg.train.steps) {
-      std::printf("%s is already trained (%lld steps); evaluating it\n", cfg.train.run_dir.c_str(),
-                  static_cast<long long>(trainer.step()));
-      std::printf("final val_bpc %.4f\n", trainer.evaluate());
+      const double bpc = trainer.evaluate();  // (every process: a collective)
+      if (writer)
+        std::printf("%s is already trained (%lld steps); evaluating it\nfinal val_bpc %.4f\n",
+                    cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()), bpc);
       return 0;
     }
-    if (trainer.step() > 0) std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
+    if (trainer.step() > 0 && writer)
+      std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
     const double bpc = trainer.fit();
     if (models::stop_requested()) return 130;  // stopped by Ctrl-C / SIGTERM, checkpoint written
-    if (!std::isnan(bpc)) std::printf("final val_bpc %.4f\n", bpc);
-    std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
+    if (writer) {
+      if (!std::isnan(bpc)) std::printf("final val_bpc %.4f\n", bpc);
+      std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
+    }
     return 0;
-  } catch (const Error& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  } catch (const std::exception& e) {  // anything the library did not turn into an Error
+  } catch (const std::exception& e) {  // Error, and anything the library did not turn into one
+    // In a distributed job the other processes would wait for this one in their next collective.
+    if (comm && comm->size() > 1) comm->abort(std::string("error: ") + e.what());
     std::fprintf(stderr, "error: %s\n", e.what());
     return 1;
   }

@@ -80,6 +80,9 @@ void ModelConfig::validate() const {
   CTXPOOL_CHECK(d_model % n_heads == 0, "config: 'model.d_model' (", d_model, ") must be divisible by n_heads (",
                 n_heads, ")");
   one_of("gelu", gelu, {"none", "tanh"});
+  one_of("dtype", dtype, {"float32", "float64"});
+  CTXPOOL_CHECK(dtype == "float32" || !is_image_model(), "config: 'model.dtype' ", dtype,
+                " is for language models; image models train in float32");
   one_of("attention", attention, {"full", "local", "adaptive_span"});
   positive("local_window", local_window);
   at_least_zero("adaptive_span.max_span", static_cast<double>(adaptive_span.max_span));
@@ -151,6 +154,7 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("dropout", m.dropout);
     s.read("init_std", m.init_std);
     s.read("gelu", m.gelu);
+    s.read("dtype", m.dtype);
     s.read("attention", m.attention);
     s.read("local_window", m.local_window);
     if (s.has("adaptive_span")) {
@@ -357,6 +361,8 @@ nlohmann::json RunConfig::to_json() const {
                  {"crop_padding", data.crop_padding}, {"horizontal_flip", data.horizontal_flip},
                  {"normalize", data.normalize}};
   }
+  // Written only when not the default, so configs and checkpoints from before the key compare equal.
+  if (model.dtype != "float32") j["model"]["dtype"] = model.dtype;
   return j;
 }
 

@@ -56,6 +56,7 @@ struct ModelConfig {
   double dropout = 0.0;
   double init_std = 0.02;
   std::string gelu = "none";  // "none" (exact) or "tanh"
+  std::string dtype = "float32";   // the weights' and activations' dtype: "float32" or "float64"
   std::string attention = "full";  // "full", "local" (sliding window) or "adaptive_span"
   int64_t local_window = 32;       // attention = "local": keys i - W < j <= i
   AdaptiveSpanConfig adaptive_span;

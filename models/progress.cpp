@@ -6,8 +6,8 @@
 
 namespace ctxpool::models {
 
-ProgressBar::ProgressBar(int64_t total, int64_t start)
-    : total_(total), start_(start), t0_(std::chrono::steady_clock::now()) {}
+ProgressBar::ProgressBar(int64_t total, int64_t start, bool show)
+    : total_(total), start_(start), show_(show), t0_(std::chrono::steady_clock::now()) {}
 
 bool ProgressBar::enabled() {
   static const bool tty = ::isatty(STDERR_FILENO) == 1;
@@ -33,7 +33,7 @@ std::string elapsed_and_eta(double elapsed_s, int64_t done, int64_t remaining) {
 }
 
 void ProgressBar::update(int64_t done, const std::string& status) {
-  if (!enabled()) return;
+  if (!show_ || !enabled()) return;
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0_).count();
   const double rate = done > start_ && elapsed > 0 ? static_cast<double>(done - start_) / elapsed : 0.0;
   const double eta = rate > 0 ? static_cast<double>(total_ - done) / rate : 0.0;

@@ -8,7 +8,8 @@ namespace ctxpool::models {
 
 class ProgressBar {
  public:
-  ProgressBar(int64_t total, int64_t start = 0);
+  // show = false: never draws (e.g. on every process but rank 0 of a distributed run).
+  ProgressBar(int64_t total, int64_t start = 0, bool show = true);
   // Redraws the bar at `done` steps with a free-form status ("loss 1.234").
   void update(int64_t done, const std::string& status);
   void finish();
@@ -16,6 +17,7 @@ class ProgressBar {
 
  private:
   int64_t total_, start_;
+  bool show_;
   std::chrono::steady_clock::time_point t0_;
   bool drawn_ = false;
 };

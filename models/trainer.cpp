@@ -12,6 +12,7 @@
 #include "models/stop_signal.h"
 #include "models/train_utils.h"
 #include "nn/optim/schedule.h"
+#include "nn/parallel/data_parallel.h"
 #include "nn/serialize.h"
 #include "ops/ops.h"
 
@@ -36,7 +37,8 @@ std::string resolve_data_path(const std::string& path, const std::string& base_d
   detail::fail("data: corpus not found (tried ", tried, ")");
 }
 
-Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
+Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::parallel::Communicator> comm)
+    : config_(config), comm_(comm ? std::move(comm) : nn::parallel::single_process()) {
   CTXPOOL_CHECK(!config_.model.is_image_model(), "Trainer: model.type \"", config_.model.type, "\" is an image "
                 "classifier; train it with ImageTrainer (models/image_trainer.h)");
   if (config_.train.threads > 0) set_num_threads(static_cast<int>(config_.train.threads));
@@ -64,28 +66,38 @@ Trainer::Trainer(const RunConfig& config, bool resume) : config_(config) {
                 config_.model.vocab_size, " but the corpus has ", corpus_.vocab_size(), " distinct bytes");
 
   device_ = training_device(config_.train);
+  CTXPOOL_CHECK(comm_->size() == 1 || device_.is_cpu(), "distributed: training on ", device_, " across processes "
+                "needs NCCL, which is not built yet; train on the CPU (--device cpu) or in one process");
+  CTXPOOL_CHECK(config_.train.batch_size % comm_->size() == 0, "distributed: train.batch_size ",
+                config_.train.batch_size, " does not split evenly over ", comm_->size(), " processes");
   manual_seed(config_.train.seed);  // model initialisation (on the CPU, so every device starts alike) and dropout
-  model_ = std::make_shared<TransformerLM>(config_.model);
+  model_ = std::make_shared<TransformerLM>(config_.model, config_.model.dtype == "float64" ? kFloat64 : kFloat32);
   model_->to(device_);
   optimizer_ = make_optimizer(config_.optim, *model_);
   data_gen_.set_state(config_.train.seed ^ 0xD1B54A32D192ED03ull, 0);
 
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
-  prepare_run_dir(config_.train, resume);  // with resume and no checkpoint yet: a fresh start there
-  // The model's size and cost, for tables that compare runs (the experiment runner reads it).
-  const nlohmann::json info = {{"parameters", model_->num_parameters()},
-                               {"flops_per_token", model_->flops_per_token()},
-                               {"model", config_.to_json()["model"]}};
-  write_file_atomic(config_.train.run_dir + "/model.json", info.dump(2) + "\n");
+  if (is_writer()) {
+    prepare_run_dir(config_.train, resume);  // with resume and no checkpoint yet: a fresh start there
+    // The model's size and cost, for tables that compare runs (the experiment runner reads it).
+    const nlohmann::json info = {{"parameters", model_->num_parameters()},
+                                 {"flops_per_token", model_->flops_per_token()},
+                                 {"model", config_.to_json()["model"]}};
+    write_file_atomic(config_.train.run_dir + "/model.json", info.dump(2) + "\n");
+  }
   if (ckpt) {
     try {
       restore(*ckpt);
     } catch (const nlohmann::json::exception& e) {
       detail::fail("resume: the checkpoint in '", config_.train.run_dir, "' has a malformed sidecar: ", e.what());
     }
-  } else {
+  } else if (is_writer()) {
     write_file_atomic(metrics_path_, "");
   }
+  // One model: rank 0's weights everywhere (equal already, from one seed or one checkpoint; this makes
+  // it certain), and no process starts before rank 0 has prepared the run directory.
+  nn::parallel::broadcast_parameters(model_->parameters(), *comm_);
+  comm_->barrier();
 }
 
 void Trainer::restore(const Checkpoint& ckpt) {
@@ -99,7 +111,7 @@ void Trainer::restore(const Checkpoint& ckpt) {
   default_generator().set_state(rng.at("default").at("seed"), rng.at("default").at("offset"));
   data_gen_.set_state(rng.at("data").at("seed"), rng.at("data").at("offset"));
   step_ = ckpt.step;
-  truncate_metrics(metrics_path_, step_);  // later lines (by the run that stopped) will be redone
+  if (is_writer()) truncate_metrics(metrics_path_, step_);  // later lines (by the run that stopped) will be redone
   // The best evaluation so far, unless it came after the checkpoint (the run will redo those steps).
   const std::string best_path = config_.train.run_dir + "/best.json";
   if (config_.train.keep_best && file_exists(best_path)) {
@@ -164,12 +176,19 @@ double Trainer::evaluate(Split split, int64_t max_windows) {
   CTXPOOL_CHECK(windows > 0, "evaluate: the split has fewer than context + 1 = ", context + 1, " tokens");
   model_->eval();
   double total = 0;
-  for (int64_t first = 0; first < windows; first += config_.train.eval_batch_size) {
+  // With several processes, each takes every size-th batch of windows, and the sums are added up.
+  const int64_t eval_batch = config_.train.eval_batch_size;
+  for (int64_t first = comm_->rank() * eval_batch; first < windows; first += eval_batch * comm_->size()) {
     const int64_t count = std::min(config_.train.eval_batch_size, windows - first);
     auto [x, y] = corpus_.windows(split, context, first, count);
     const Tensor logits = model_->forward(x.to(device_));
     total += ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.to(device_).reshape({-1}), -100,
                                 ops::Reduction::Sum).item();
+  }
+  if (comm_->size() > 1) {
+    const Tensor sum = scalar_tensor(total, kFloat64).reshape({1});
+    comm_->all_reduce_sum(sum);
+    total = sum.item();
   }
   model_->train();
   return total / static_cast<double>(windows * context) / std::log(2.0);
@@ -184,30 +203,47 @@ double Trainer::fit() {
   const int64_t tokens = t.batch_size * config_.model.context;
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
   int64_t interval_n = 0;
-  std::printf("model: %lld parameters, %.3f MFLOPs per token (forward); corpus '%s': %lld train / %lld validation "
-              "bytes, vocabulary %lld; %d thread%s; device %s\n",
-              static_cast<long long>(model_->num_parameters()), model_->flops_per_token() / 1e6, corpus_.path().c_str(),
-              static_cast<long long>(corpus_.size(Split::Train)), static_cast<long long>(corpus_.size(Split::Validation)),
-              static_cast<long long>(corpus_.vocab_size()), get_num_threads(), get_num_threads() == 1 ? "" : "s",
-              config_.train.device.c_str());
-  ProgressBar bar(t.steps, step_);
+  const bool writer = is_writer();
+  if (writer)
+    std::printf("model: %lld parameters, %.3f MFLOPs per token (forward); corpus '%s': %lld train / %lld validation "
+                "bytes, vocabulary %lld; %d thread%s; device %s%s\n",
+                static_cast<long long>(model_->num_parameters()), model_->flops_per_token() / 1e6,
+                corpus_.path().c_str(), static_cast<long long>(corpus_.size(Split::Train)),
+                static_cast<long long>(corpus_.size(Split::Validation)), static_cast<long long>(corpus_.vocab_size()),
+                get_num_threads(), get_num_threads() == 1 ? "" : "s", config_.train.device.c_str(),
+                comm_->size() > 1 ? ("; data-parallel over " + comm_->describe()).c_str() : "");
+  ProgressBar bar(t.steps, step_, writer);
   const int64_t first_step = step_;
   const auto started = std::chrono::steady_clock::now();
   StopSignalGuard signals;  // Ctrl-C / SIGTERM: finish the step, checkpoint, stop
+  bool stop = false;        // agreed by every process, so that all stop after the same step
   model_->train();
-  while (step_ < end && !stop_requested()) {
+  while (step_ < end && !stop) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = schedule(step_);
     optimizer_->set_lr(lr);
+    // The global batch, the same on every process; each trains on its rows of it.
     auto [x, y] = corpus_.random_batch(Split::Train, t.batch_size, config_.model.context, data_gen_);
+    if (comm_->size() > 1) {
+      x = nn::parallel::shard_rows(x, *comm_);
+      y = nn::parallel::shard_rows(y, *comm_);
+    }
     const Tensor logits = model_->forward(x.to(device_));
     const Tensor loss = ops::cross_entropy(logits.reshape({-1, config_.model.vocab_size}), y.to(device_).reshape({-1}));
     const Tensor aux = model_->auxiliary_loss();  // regularisers; logged apart from the cross-entropy
     optimizer_->zero_grad();
     (aux.defined() ? ops::add(loss, aux) : loss).backward();
+    nn::parallel::average_gradients(params, *comm_);
     const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
                                                     : nn::optim::grad_norm(params);
-    const double train_loss = loss.item();
+    double train_loss = loss.item();
+    stop = stop_requested();
+    if (comm_->size() > 1) {  // the whole batch's loss, and a stop if any process was asked to stop
+      const Tensor shared = from_vector(std::vector<double>{train_loss, stop ? 1.0 : 0.0}, {2}, kFloat64);
+      comm_->all_reduce_sum(shared);
+      train_loss = shared.to_vector<double>()[0] / comm_->size();
+      stop = shared.to_vector<double>()[1] > 0;
+    }
     const bool finite = std::isfinite(train_loss) && std::isfinite(norm);
     if (!finite && !t.skip_nonfinite) fail_nonfinite(step_ + 1, train_loss, norm, config_.train.run_dir);
     if (finite) {
@@ -218,14 +254,15 @@ double Trainer::fit() {
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 
     StepRecord r{step_, train_loss, lr, norm, ms, tokens / (ms / 1000.0), NAN, aux.defined() ? aux.item() : NAN, {}};
-    if (!finite) std::printf("\nstep %lld: non-finite loss or gradient norm, step skipped\n", static_cast<long long>(step_));
+    if (!finite && writer)
+      std::printf("\nstep %lld: non-finite loss or gradient norm, step skipped\n", static_cast<long long>(step_));
     interval_ms += ms;
     interval_loss += r.train_loss;
     ++interval_n;
     char status[96];
     std::snprintf(status, sizeof status, "loss %.4f  lr %.2e", r.train_loss, lr);
     bar.update(step_, status);
-    if (step_ % t.log_interval == 0 || step_ == end) {
+    if (writer && (step_ % t.log_interval == 0 || step_ == end)) {
       bar.finish();
       r.diagnostics = model_->diagnostics();
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -240,23 +277,28 @@ double Trainer::fit() {
     }
     if ((t.eval_interval > 0 && step_ % t.eval_interval == 0) || step_ == t.steps) {
       bar.finish();
-      r.val_bpc = last_val = evaluate();
-      if (t.keep_best && !(last_val >= best_val_)) save_best(last_val);  // also when best_val_ is NaN
-      std::printf("step %6lld | val_bpc %.4f\n", static_cast<long long>(step_), last_val);
+      r.val_bpc = last_val = evaluate();  // (a collective: every process evaluates its share)
+      if (t.keep_best && !(last_val >= best_val_)) {  // also when best_val_ is NaN
+        if (writer) save_best(last_val);
+        best_val_ = last_val;
+        best_step_ = step_;
+      }
+      if (writer) std::printf("step %6lld | val_bpc %.4f\n", static_cast<long long>(step_), last_val);
       std::fflush(stdout);
     }
-    write_metrics(r);
+    if (writer) write_metrics(r);
     history_.push_back(r);
+    if (comm_->size() == 1) stop = stop || stop_requested();  // (a signal during the evaluation)
     const bool periodic = (t.checkpoint_interval > 0 && step_ % t.checkpoint_interval == 0) || step_ == end;
-    if (periodic || stop_requested()) save_checkpoint(last_val);
-    if (stop_requested()) {
+    if (writer && (periodic || stop)) save_checkpoint(last_val);
+    if (stop) {
       bar.finish();
-      report_stopped(step_, t.steps, t.run_dir);
+      if (writer) report_stopped(step_, t.steps, t.run_dir);
       break;
     }
   }
   bar.finish();
-  if (step_ > first_step && !stop_requested()) {
+  if (writer && step_ > first_step && !stop) {
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60.0;
     std::printf("done: steps %lld-%lld in %.1f min | final val bpc %.4f", static_cast<long long>(first_step + 1),
                 static_cast<long long>(step_), minutes, last_val);

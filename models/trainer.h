@@ -15,6 +15,7 @@
 #include "models/transformer_lm.h"
 #include "nn/data/text_corpus.h"
 #include "nn/optim/optimizer.h"
+#include "nn/parallel/communicator.h"
 
 namespace ctxpool::models {
 
@@ -30,7 +31,14 @@ class Trainer {
  public:
   // With resume, continues from the latest checkpoint in config.train.run_dir (if there is one);
   // the checkpoint's model, data and optimizer settings must match `config`.
-  explicit Trainer(const RunConfig& config, bool resume = false);
+  //
+  // With a communicator of N > 1 processes (nn/parallel/communicator.h), the N processes train one
+  // model: each computes the loss on its 1/N of every global batch (train.batch_size rows, the same
+  // batches as one process would draw), gradients are averaged (nn/parallel/data_parallel.h), every
+  // process takes the same step, evaluation windows are split over the processes, and only rank 0
+  // prints and writes files. Every process must be given the same config.
+  explicit Trainer(const RunConfig& config, bool resume = false,
+                   std::shared_ptr<nn::parallel::Communicator> comm = nullptr);
 
   // Trains up to train.steps (or stops after train.stop_after steps, with a checkpoint). Returns the
   // last validation bits per character.
@@ -59,7 +67,10 @@ class Trainer {
   void write_metrics(const StepRecord& r);
   void save_best(double val_bpc);
 
+  bool is_writer() const { return comm_->rank() == 0; }  // rank 0 prints, logs and checkpoints
+
   RunConfig config_;
+  std::shared_ptr<nn::parallel::Communicator> comm_;
   Device device_;  // config_.train.device: the model, its batches and the optimizer state live there
   nn::data::TextCorpus corpus_;
   std::shared_ptr<TransformerLM> model_;

@@ -8,7 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
-ensure_packages cmake g++ ninja-build pkg-config libgtest-dev nlohmann-json3-dev libopenblas-openmp-dev libjpeg62-turbo-dev
+ensure_packages cmake g++ ninja-build pkg-config libgtest-dev nlohmann-json3-dev libopenblas-openmp-dev libjpeg62-turbo-dev \
+  libopenmpi-dev openmpi-bin
 build_tree "${BUILD_DIR:-build}" -DCMAKE_BUILD_TYPE=Release
 # Fashion-MNIST from its Debian package, unpacked into data/ (the image tests use it; ~55 MB).
 bash scripts/get_fashion_mnist.sh

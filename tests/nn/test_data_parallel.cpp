@@ -1,0 +1,106 @@
+// Data parallelism's pieces in one process (the real multi-process check runs under mpirun:
+// tests/dist/dist_train_check.cpp): gradient averaging in buckets, parameter broadcast, batch shards,
+// and the trivial group of one process.
+#include "helpers/test_utils.h"
+#include "nn/parallel/communicator.h"
+#include "nn/parallel/data_parallel.h"
+#include "ops/ops.h"
+
+using namespace ctxpool;
+using namespace ctxpool::testing;
+using nn::parallel::Communicator;
+
+namespace {
+
+// A stand-in for rank `rank` of two processes whose peer holds the same values: a sum over the
+// group doubles every value. Counts the collectives.
+class MirroredPair : public Communicator {
+ public:
+  explicit MirroredPair(int rank) : rank_(rank) {}
+  int rank() const override { return rank_; }
+  int size() const override { return 2; }
+  void all_reduce_sum(const Tensor& t) override {
+    ++reduces;
+    Tensor(t).mul_(2.0);
+  }
+  void broadcast(const Tensor&, int) override { ++broadcasts; }
+  void barrier() override {}
+  [[noreturn]] void abort(const std::string& message) override { detail::fail(message); }
+  std::string describe() const override { return "mirrored pair"; }
+  int reduces = 0, broadcasts = 0;
+
+ private:
+  int rank_;
+};
+
+std::vector<Tensor> params_with_grads() {
+  std::vector<Tensor> params = {param({3, 4}), param({4}), param({2, 2})};
+  for (Tensor& p : params) ops::sum(ops::mul(p, p)).backward();  // grad = 2 p
+  return params;
+}
+
+}  // namespace
+
+TEST(DataParallel, AveragingIdenticalGradientsLeavesThemAsTheyAre) {
+  auto params = params_with_grads();
+  std::vector<std::vector<double>> before;
+  for (const Tensor& p : params) before.push_back(p.grad().to_vector<double>());
+  MirroredPair comm(0);
+  nn::parallel::average_gradients(params, comm);
+  for (size_t i = 0; i < params.size(); ++i) expect_values(params[i].grad(), before[i]);
+  EXPECT_EQ(comm.reduces, 1);  // all three in one bucket
+}
+
+TEST(DataParallel, BucketsSplitBySizeAndDtype) {
+  auto params = params_with_grads();
+  MirroredPair small(0);
+  nn::parallel::average_gradients(params, small, 16);  // 16 bytes: every gradient is a bucket of its own
+  EXPECT_EQ(small.reduces, 3);
+  std::vector<Tensor> mixed = {param({2}), randn({2}).requires_grad_(true)};  // float64, float32
+  for (Tensor& p : mixed) ops::sum(p).backward();
+  MirroredPair comm(0);
+  nn::parallel::average_gradients(mixed, comm);
+  EXPECT_EQ(comm.reduces, 2);
+  expect_values(mixed[1].grad(), {1, 1});
+}
+
+TEST(DataParallel, ParametersWithoutGradientsAreSkipped) {
+  std::vector<Tensor> params = {param({2}), param({3})};
+  ops::sum(params[0]).backward();
+  MirroredPair comm(0);
+  nn::parallel::average_gradients(params, comm);
+  EXPECT_FALSE(params[1].grad().defined());
+  expect_values(params[0].grad(), {1, 1});
+}
+
+TEST(DataParallel, BroadcastVisitsEveryParameter) {
+  auto params = params_with_grads();
+  MirroredPair comm(1);
+  nn::parallel::broadcast_parameters(params, comm);
+  EXPECT_EQ(comm.broadcasts, 3);
+}
+
+TEST(DataParallel, ShardsAreContiguousRowBlocks) {
+  const Tensor batch = arange(8, kFloat64).reshape({4, 2});
+  expect_values(nn::parallel::shard_rows(batch, MirroredPair(0)), {0, 1, 2, 3});
+  expect_values(nn::parallel::shard_rows(batch, MirroredPair(1)), {4, 5, 6, 7});
+  EXPECT_ERROR_WITH(nn::parallel::shard_rows(arange(3, kFloat64), MirroredPair(0)),
+                    "the batch of 3 rows does not split evenly over 2 processes");
+}
+
+TEST(DataParallel, OneProcessIsAGroupToo) {
+  auto one = nn::parallel::single_process();
+  EXPECT_EQ(one->rank(), 0);
+  EXPECT_EQ(one->size(), 1);
+  auto params = params_with_grads();
+  const auto before = params[0].grad().to_vector<double>();
+  nn::parallel::average_gradients(params, *one);
+  expect_values(params[0].grad(), before);
+  expect_values(nn::parallel::shard_rows(arange(3, kFloat64), *one), {0, 1, 2});
+  EXPECT_ERROR_WITH(one->broadcast(ones({1}), 1), "root 1 does not exist");
+}
+
+TEST(DataParallel, WithoutMpiDistributedIsAClearError) {
+  if (nn::parallel::built_with_mpi()) GTEST_SKIP() << "this build has MPI (tests/dist/ runs it under mpirun)";
+  EXPECT_ERROR_WITH(nn::parallel::mpi_world(), "this build has no MPI");
+}
