@@ -68,6 +68,22 @@ void add(Table table, const char* name, double ms) {
   s.ms += ms;
 }
 
+void StepProfile::after_step(double step_ms) {
+  if (!enabled()) return;
+  if (steps_ < 0) {
+    reset();
+    steps_ = 0;
+    return;
+  }
+  ++steps_;
+  ms_ += step_ms;
+}
+
+void StepProfile::report(std::ostream& os) const {
+  if (!enabled() || steps_ <= 0) return;
+  profile::report(os, steps_, ms_ / static_cast<double>(steps_));
+}
+
 std::vector<Row> rows() {
   std::vector<Row> out;
   {

@@ -25,6 +25,30 @@ void set_enabled(bool on);
 // Forget everything accumulated (e.g. after warm-up steps).
 void reset();
 
+// Profiling off for a scope (e.g. evaluation inside a profiled training loop), restored after.
+class Pause {
+ public:
+  Pause() : was_(enabled()) { set_enabled(false); }
+  ~Pause() { set_enabled(was_); }
+  Pause(const Pause&) = delete;
+  Pause& operator=(const Pause&) = delete;
+
+ private:
+  bool was_;
+};
+
+// The profile of a training loop: the first step is warm-up (forgotten); report() prints the rest,
+// per step, against their measured time. Does nothing when profiling is off.
+class StepProfile {
+ public:
+  void after_step(double step_ms);
+  void report(std::ostream& os) const;
+
+ private:
+  long long steps_ = -1;  // -1: the warm-up step has not run yet
+  double ms_ = 0;
+};
+
 // The phase of a training step the calling thread is in: the engine marks backward passes and the
 // optimizers their step, so kernel calls can be attributed; everything else counts as forward.
 enum class Phase { Forward, Backward, Optimizer };

@@ -2,10 +2,12 @@
 
 #include <chrono>
 #include <cstdio>
+#include <iostream>
 
 #include "autograd/grad_mode.h"
 #include "core/file_io.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "models/progress.h"
 #include "models/stop_signal.h"
 #include "models/train_utils.h"
@@ -164,6 +166,7 @@ void ImageTrainer::load_best() {
 
 Accuracy ImageTrainer::evaluate(const nn::data::ImageSet& split) {
   autograd::NoGradGuard no_grad;
+  const profile::Pause not_profiled;  // the profile is of training steps
   CTXPOOL_CHECK(split.size() > 0, "evaluate: the split has no images");
   const bool was_training = model_->is_training();
   model_->eval();
@@ -230,6 +233,7 @@ double ImageTrainer::fit() {
   ProgressBar bar(t.steps, step_);
   StopSignalGuard signals;  // Ctrl-C / SIGTERM: finish the step, checkpoint, stop
   const auto start = std::chrono::steady_clock::now();
+  profile::StepProfile step_profile;
   model_->train();
   while (step_ < end && !stop_requested()) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -249,6 +253,7 @@ double ImageTrainer::fit() {
     if (finite) optimizer_->step();
     ++step_;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    step_profile.after_step(ms);  // CTXPOOL_PROFILE=1
     if (!finite) std::printf("\nstep %lld: non-finite loss or gradient norm, step skipped\n", static_cast<long long>(step_));
     nlohmann::json record = {{"step", step_}, {"epoch", static_cast<double>(step_) / static_cast<double>(per_epoch)},
                              {"train_loss", train_loss}, {"lr", lr}, {"grad_norm", norm}, {"ms_per_step", ms},
@@ -295,6 +300,7 @@ double ImageTrainer::fit() {
     }
   }
   bar.finish();
+  step_profile.report(std::cerr);
   if (step_ == t.steps && step_ > first_step) finish_with_test();
   if (step_ > first_step && !stop_requested()) {
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;

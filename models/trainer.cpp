@@ -3,11 +3,13 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <iostream>
 #include <sstream>
 
 #include "autograd/grad_mode.h"
 #include "core/file_io.h"
 #include "core/parallel.h"
+#include "core/profile.h"
 #include "models/progress.h"
 #include "models/stop_signal.h"
 #include "models/train_utils.h"
@@ -170,6 +172,7 @@ double Trainer::evaluate(Split split) { return evaluate(split, config_.train.max
 
 double Trainer::evaluate(Split split, int64_t max_windows) {
   NoGradGuard no_grad;
+  const profile::Pause not_profiled;  // the profile is of training steps
   const int64_t context = config_.model.context;
   int64_t windows = corpus_.num_windows(split, context);
   if (max_windows > 0) windows = std::min(windows, max_windows);
@@ -217,6 +220,7 @@ double Trainer::fit() {
   const auto started = std::chrono::steady_clock::now();
   StopSignalGuard signals;  // Ctrl-C / SIGTERM: finish the step, checkpoint, stop
   bool stop = false;        // agreed by every process, so that all stop after the same step
+  profile::StepProfile step_profile;
   model_->train();
   while (step_ < end && !stop) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -252,6 +256,7 @@ double Trainer::fit() {
     }
     ++step_;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    step_profile.after_step(ms);  // CTXPOOL_PROFILE=1
 
     StepRecord r{step_, train_loss, lr, norm, ms, tokens / (ms / 1000.0), NAN, aux.defined() ? aux.item() : NAN, {}};
     if (!finite && writer)
@@ -298,6 +303,7 @@ double Trainer::fit() {
     }
   }
   bar.finish();
+  if (writer) step_profile.report(std::cerr);
   if (writer && step_ > first_step && !stop) {
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60.0;
     std::printf("done: steps %lld-%lld in %.1f min | final val bpc %.4f", static_cast<long long>(first_step + 1),

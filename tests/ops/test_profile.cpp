@@ -76,3 +76,26 @@ TEST(Profile, RecordsNothingWhenOff) {
   EXPECT_TRUE(profile::rows().empty());
   profile::set_enabled(was);
 }
+
+TEST(Profile, StepProfileForgetsTheWarmUpStepAndSkipsPausedWork) {
+  const ProfileOn on;
+  profile::StepProfile steps;
+  const Tensor a = randn({4, 4});
+  (void)ops::matmul(a, a);  // before the first step: forgotten
+  steps.after_step(100.0);  // the warm-up step
+  (void)ops::matmul(a, a);
+  {
+    const profile::Pause paused;  // e.g. an evaluation
+    (void)ops::matmul(a, a);
+    EXPECT_FALSE(profile::enabled());
+  }
+  EXPECT_TRUE(profile::enabled());
+  steps.after_step(2.0);
+  steps.after_step(4.0);
+  const auto* mm = find(profile::rows(), profile::Table::Kernels, profile::Phase::Forward, "matmul");
+  ASSERT_NE(mm, nullptr);
+  EXPECT_EQ(mm->calls, 1);
+  std::ostringstream report;
+  steps.report(report);
+  EXPECT_NE(report.str().find("profile: 2 steps, 3.00 ms/step"), std::string::npos) << report.str();
+}
