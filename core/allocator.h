@@ -34,4 +34,10 @@ struct CpuMemoryStats {
 CpuMemoryStats cpu_memory_stats();
 void reset_cpu_peak_memory();
 
+// Debugging aid: every CPU block handed out (new or from the cache) is first filled with 0xFF bytes,
+// which read as NaN in float32 / float64 and -1 in int64, so an output a kernel leaves unwritten
+// shows up. Off by default; CTXPOOL_POISON=1 turns it on at start-up.
+void set_poison_allocations(bool on);
+bool poison_allocations();
+
 }  // namespace ctxpool

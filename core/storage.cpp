@@ -1,6 +1,7 @@
 #include "core/storage.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -42,10 +43,12 @@ class CpuAllocator : public Allocator {
         it->second.pop_back();
         stats_.cached -= rounded;
         ++stats_.cache_hits;
+        if (poison_allocations()) std::memset(p, 0xFF, rounded);
         return p;
       }
     }
     void* p = std::aligned_alloc(64, rounded);
+    if (p != nullptr && poison_allocations()) std::memset(p, 0xFF, rounded);
     if (p == nullptr) {
       stats_.allocated -= rounded;
       detail::fail("cpu allocator: out of memory allocating ", nbytes, " bytes (", stats_.allocated,
@@ -106,6 +109,17 @@ CpuAllocator& cpu_allocator() {
 }
 
 }  // namespace
+
+std::atomic<int>& poison_flag() {
+  static std::atomic<int> flag{[] {
+    const char* env = std::getenv("CTXPOOL_POISON");
+    return env != nullptr && env[0] != '\0' && env[0] != '0' ? 1 : 0;
+  }()};
+  return flag;
+}
+
+void set_poison_allocations(bool on) { poison_flag().store(on ? 1 : 0); }
+bool poison_allocations() { return poison_flag().load(std::memory_order_relaxed) != 0; }
 
 CpuMemoryStats cpu_memory_stats() { return cpu_allocator().stats(); }
 void reset_cpu_peak_memory() { cpu_allocator().reset_peak(); }

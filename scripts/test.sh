@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite the way CI does: set up and build (scripts/setup.sh), run ctest; then
-# build the CPU library and tests with AddressSanitizer + UndefinedBehaviorSanitizer and run ctest
-# again, so that a memory error fails the run.
+# Runs the whole test suite the way CI does: set up and build (scripts/setup.sh), run ctest; run it
+# again with every CPU allocation filled with NaN first (CTXPOOL_POISON=1), so that a kernel leaving
+# part of its output unwritten fails a test; then build the CPU library and tests with
+# AddressSanitizer + UndefinedBehaviorSanitizer and run ctest again, so that a memory error fails.
 #
 #   scripts/test.sh              # both passes
 #   SANITIZE=0 scripts/test.sh   # skip the sanitizer pass
@@ -12,6 +13,8 @@ source scripts/lib.sh
 scripts/setup.sh
 log "ctest (build/)"
 ctest --test-dir build --output-on-failure -j "$(nproc)"
+log "ctest with poisoned allocations (build/, CTXPOOL_POISON=1)"
+CTXPOOL_POISON=1 ctest --test-dir build --output-on-failure -j "$(nproc)"
 
 if [ "${SANITIZE:-1}" != "0" ]; then
   build_tree build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCTXPOOL_SANITIZE=ON -DCTXPOOL_CUDA=OFF
