@@ -11,27 +11,15 @@ namespace ctxpool {
 
 namespace {
 
-struct Feature {
-  unsigned bit;
-  const char* name;
-};
-constexpr Feature kFeatures[] = {{detail::kCpuAvx, "avx"},         {detail::kCpuAvx2, "avx2"},
-                                 {detail::kCpuFma, "fma"},         {detail::kCpuBmi2, "bmi2"},
-                                 {detail::kCpuAvx512f, "avx512f"}, {detail::kCpuAvx512bw, "avx512bw"},
-                                 {detail::kCpuAvx512vl, "avx512vl"}, {detail::kCpuAvx512dq, "avx512dq"}};
-
-bool cpu_has(unsigned bit) {
+// Whether this CPU has feature `bit` of CTXPOOL_CPU_FEATURES.
+bool cpu_has(int bit) {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();  // may run before libgcc's own initialisation (from the constructor below)
   switch (bit) {
-    case detail::kCpuAvx: return __builtin_cpu_supports("avx");
-    case detail::kCpuAvx2: return __builtin_cpu_supports("avx2");
-    case detail::kCpuFma: return __builtin_cpu_supports("fma");
-    case detail::kCpuBmi2: return __builtin_cpu_supports("bmi2");
-    case detail::kCpuAvx512f: return __builtin_cpu_supports("avx512f");
-    case detail::kCpuAvx512bw: return __builtin_cpu_supports("avx512bw");
-    case detail::kCpuAvx512vl: return __builtin_cpu_supports("avx512vl");
-    case detail::kCpuAvx512dq: return __builtin_cpu_supports("avx512dq");
+#define CTXPOOL_CPU_CASE(i, name) \
+  case i: return __builtin_cpu_supports(name);
+    CTXPOOL_CPU_FEATURES(CTXPOOL_CPU_CASE)
+#undef CTXPOOL_CPU_CASE
   }
 #endif
   (void)bit;
@@ -40,11 +28,14 @@ bool cpu_has(unsigned bit) {
 
 std::string names(bool only_missing) {
   std::string out;
-  for (const Feature& f : kFeatures) {
-    if (!(detail::kCompiledCpuFeatures & f.bit) || (only_missing && cpu_has(f.bit))) continue;
+  const auto add = [&](int bit, const char* name) {
+    if (!(detail::kCompiledCpuFeatures & (1u << bit)) || (only_missing && cpu_has(bit))) return;
     out += (out.empty() ? "" : " ");
-    out += f.name;
-  }
+    out += name;
+  };
+#define CTXPOOL_CPU_ADD(i, name) add(i, name);
+  CTXPOOL_CPU_FEATURES(CTXPOOL_CPU_ADD)
+#undef CTXPOOL_CPU_ADD
   return out;
 }
 

@@ -33,8 +33,8 @@ CublasApi load_cublas() {
     const std::string first_error = dlerror();
     name = std::string(CTXPOOL_CUDA_LIBRARY_DIR) + "/" + versioned;
     lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-    CTXPOOL_CHECK(lib != nullptr, "cuBLAS could not be loaded: ", first_error, "; nor from ", name,
-                  ": install the CUDA toolkit's cuBLAS or put its directory on LD_LIBRARY_PATH");
+    CTXPOOL_CHECK(lib != nullptr, "cuBLAS could not be loaded: ", first_error, "; nor from ", name, " (",
+                  dlerror(), "): install the CUDA toolkit's cuBLAS or put its directory on LD_LIBRARY_PATH");
   }
   CublasApi api{};
   resolve(lib, "cublasCreate_v2", name, api.create);

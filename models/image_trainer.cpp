@@ -39,6 +39,7 @@ ImageTrainer::ImageTrainer(const RunConfig& config, bool resume) : config_(confi
   CTXPOOL_CHECK(config_.model.is_image_model(), "ImageTrainer: model.type \"", config_.model.type, "\" is not an "
                 "image classifier (vit, convnet); language models train with Trainer");
   data_ = load_image_data(config_.data);
+  config_.data.path = data_.source;  // the directory found: saved with checkpoints, for --resume alone
   setup(resume);
 }
 

@@ -55,7 +55,9 @@ Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::paral
   nn::data::CorpusOptions copts;
   copts.train_fraction = config_.data.train_fraction;
   copts.validation_fraction = config_.data.validation_fraction;
-  corpus_ = nn::data::TextCorpus::load(resolve_data_path(config_.data.path, config_.data.base_dir), copts);
+  // The path found is the one saved with checkpoints, so --resume without the config finds it too.
+  config_.data.path = resolve_data_path(config_.data.path, config_.data.base_dir);
+  corpus_ = nn::data::TextCorpus::load(config_.data.path, copts);
   // Evaluation must be possible before an hour of training is spent.
   CTXPOOL_CHECK(corpus_.num_windows(Split::Validation, config_.model.context) > 0, "data: the validation split of '",
                 corpus_.path(), "' has ", corpus_.size(Split::Validation), " bytes, fewer than context + 1 = ",
@@ -72,8 +74,12 @@ Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::paral
                 "needs NCCL, which is not built yet; train on the CPU (--device cpu) or in one process");
   CTXPOOL_CHECK(config_.train.batch_size % comm_->size() == 0, "distributed: train.batch_size ",
                 config_.train.batch_size, " does not split evenly over ", comm_->size(), " processes");
+  // Every process draws the same dropout masks (one seed), so the shards would not add up to one
+  // process's step, and the masks would be correlated across the batch.
+  CTXPOOL_CHECK(comm_->size() == 1 || config_.model.dropout == 0.0, "distributed: model.dropout ",
+                config_.model.dropout, " is not supported across processes yet (set it to 0)");
   manual_seed(config_.train.seed);  // model initialisation (on the CPU, so every device starts alike) and dropout
-  model_ = std::make_shared<TransformerLM>(config_.model, config_.model.dtype == "float64" ? kFloat64 : kFloat32);
+  model_ = std::make_shared<TransformerLM>(config_.model);  // in model.dtype
   model_->to(device_);
   optimizer_ = make_optimizer(config_.optim, *model_);
   data_gen_.set_state(config_.train.seed ^ 0xD1B54A32D192ED03ull, 0);
@@ -95,6 +101,15 @@ Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::paral
     }
   } else if (is_writer()) {
     write_file_atomic(metrics_path_, "");
+  }
+  // Every process must have resumed from the same checkpoint: they read it from the run directory, which
+  // is therefore one directory that all of them see (on several machines: a shared file system).
+  if (comm_->size() > 1) {
+    const Tensor steps = scalar_tensor(static_cast<double>(step_), kFloat64).reshape({1});
+    comm_->all_reduce_sum(steps);
+    CTXPOOL_CHECK(steps.item() == static_cast<double>(step_) * comm_->size(), "distributed: the processes start "
+                  "at different steps (this one at ", step_, "): the run directory '", config_.train.run_dir,
+                  "' must be one directory that every process sees (a shared file system across machines)");
   }
   // One model: rank 0's weights everywhere (equal already, from one seed or one checkpoint; this makes
   // it certain), and no process starts before rank 0 has prepared the run directory.

@@ -32,6 +32,9 @@ nn::ContextPool1dOptions context_pool_options(const ContextPoolConfig& c) {
   return o;
 }
 
+TransformerLM::TransformerLM(const ModelConfig& c)
+    : TransformerLM(c, c.dtype == "float64" ? kFloat64 : kFloat32) {}
+
 TransformerLM::TransformerLM(const ModelConfig& c, DType dtype) : nn::Module("TransformerLM"), config_(c) {
   CTXPOOL_CHECK(c.type == "transformer_lm", "TransformerLM: model.type must be \"transformer_lm\", got \"", c.type,
                 "\"");

@@ -22,7 +22,9 @@ namespace ctxpool::models {
 
 class TransformerLM : public nn::Module {
  public:
-  explicit TransformerLM(const ModelConfig& config, DType dtype = kFloat32);
+  // In the config's model.dtype, or in `dtype` (e.g. float64 for gradient checks of a float32 config).
+  explicit TransformerLM(const ModelConfig& config);
+  TransformerLM(const ModelConfig& config, DType dtype);
   Tensor forward(const Tensor& idx) override;
 
   const ModelConfig& config() const { return config_; }

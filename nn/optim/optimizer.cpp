@@ -41,6 +41,7 @@ void Optimizer::load_one(const std::map<std::string, Tensor>& state, const std::
 
 double grad_norm(const std::vector<Tensor>& params) {
   NoGradGuard no_grad;
+  const profile::PhaseScope phase(profile::Phase::Optimizer);  // for CTXPOOL_PROFILE
   Tensor total;  // summed where the gradients live, read once (one wait for a device, not one per parameter)
   for (const Tensor& p : params) {
     const Tensor g = p.grad();

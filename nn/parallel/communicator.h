@@ -37,7 +37,8 @@ std::shared_ptr<Communicator> single_process();
 bool built_with_mpi();
 
 // MPI's world, initialising MPI on first use (with MPI_THREAD_FUNNELED: only the main thread calls
-// MPI). timeout_s bounds every collective. A clear error in a build without MPI.
+// MPI). timeout_s bounds every collective; the world is made once, so the first call's timeout holds
+// (a later call with another one is an error). A clear error in a build without MPI.
 std::shared_ptr<Communicator> mpi_world(double timeout_s = 600.0);
 
 }  // namespace ctxpool::nn::parallel

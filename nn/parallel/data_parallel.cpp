@@ -1,6 +1,7 @@
 #include "nn/parallel/data_parallel.h"
 
 #include "autograd/grad_mode.h"
+#include "core/profile.h"
 #include "ops/ops.h"
 
 namespace ctxpool::nn::parallel {
@@ -8,6 +9,7 @@ namespace ctxpool::nn::parallel {
 void average_gradients(const std::vector<Tensor>& params, Communicator& comm, size_t bucket_bytes) {
   if (comm.size() == 1) return;
   autograd::NoGradGuard no_grad;
+  const profile::PhaseScope phase(profile::Phase::Backward);  // part of the backward, for CTXPOOL_PROFILE
   std::vector<Tensor> bucket;
   size_t bytes = 0;
   const auto flush = [&] {

@@ -139,7 +139,13 @@ std::shared_ptr<Communicator> mpi_world(double timeout_s) {
   static std::mutex mutex;
   static std::shared_ptr<Communicator> world;
   std::lock_guard<std::mutex> lock(mutex);
-  if (!world) world = std::make_shared<MpiWorld>(timeout_s);
+  static double world_timeout = 0;
+  if (!world) {
+    world = std::make_shared<MpiWorld>(timeout_s);
+    world_timeout = timeout_s;
+  }
+  CTXPOOL_CHECK(timeout_s == world_timeout, "distributed: MPI's world was made with a ", world_timeout,
+                " s collective timeout; it cannot be changed to ", timeout_s, " s");
   return world;
 }
 

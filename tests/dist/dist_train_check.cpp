@@ -4,8 +4,11 @@
 //     N processes training one tiny LM with global batch 32 produce the losses of one process with
 //     batch 32 over the first 20 steps (float64 to 1e-12, float32 to 1e-5), and the same validation
 //     bpc from their split evaluation. Exit status 0 when they do.
+//   mpirun -np 2 dist_train_check split-resume
+//     the processes see different run directories (one has a checkpoint at step 5, the other none):
+//     they must refuse to train, naming the cause, instead of training diverging replicas.
 //   mpirun -np 2 dist_train_check hang
-//     rank 1 stops responding; rank 0's next collective must stop the job within its timeout (2 s)
+//     rank 1 stops responding; rank 0's next collective must stop the job within its timeout (5 s)
 //     with an error naming the call, instead of waiting forever.
 #include <chrono>
 #include <cmath>
@@ -34,14 +37,7 @@ std::string corpus_text() {
   return s;
 }
 
-int equivalence(nn::parallel::Communicator& comm, const std::string& dtype) {
-  const std::string dir = (std::filesystem::temp_directory_path() / "ctxpool_dist_check").string();
-  if (comm.rank() == 0) {
-    std::filesystem::remove_all(dir);
-    make_directories(dir);
-    write_file_atomic(dir + "/corpus.txt", corpus_text());
-  }
-  comm.barrier();
+models::RunConfig tiny_config(const std::string& dir, const std::string& dtype) {
   models::RunConfig cfg;
   cfg.model.n_layers = 2;
   cfg.model.d_model = 32;
@@ -61,7 +57,25 @@ int equivalence(nn::parallel::Communicator& comm, const std::string& dtype) {
   cfg.train.log_interval = 10;
   cfg.train.checkpoint_interval = 0;
   cfg.train.run_dir = dir + "/distributed";
-  models::Trainer together(cfg, false, nn::parallel::mpi_world());
+  return cfg;
+}
+
+// A fresh directory with the corpus, made by rank 0 while the others wait.
+std::string prepare(nn::parallel::Communicator& comm, const std::string& name) {
+  const std::string dir = (std::filesystem::temp_directory_path() / ("ctxpool_dist_check_" + name)).string();
+  if (comm.rank() == 0) {
+    std::filesystem::remove_all(dir);
+    make_directories(dir);
+    write_file_atomic(dir + "/corpus.txt", corpus_text());
+  }
+  comm.barrier();
+  return dir;
+}
+
+int equivalence(nn::parallel::Communicator& comm, const std::string& dtype) {
+  const std::string dir = prepare(comm, dtype);  // one per dtype: ctest may run both checks at once
+  models::RunConfig cfg = tiny_config(dir, dtype);
+  models::Trainer together(cfg, false, nn::parallel::mpi_world(120.0));
   together.fit();
   if (comm.rank() != 0) return 0;
 
@@ -70,8 +84,10 @@ int equivalence(nn::parallel::Communicator& comm, const std::string& dtype) {
   alone.fit();
   const double tol = dtype == "float64" ? 1e-12 : 1e-5;
   double worst = 0;
-  for (size_t i = 0; i < 20; ++i)
-    worst = std::max(worst, std::abs(together.history().at(i).train_loss - alone.history().at(i).train_loss));
+  for (size_t i = 0; i < 20; ++i) {
+    const double d = std::abs(together.history().at(i).train_loss - alone.history().at(i).train_loss);
+    if (!(d <= worst)) worst = std::isnan(d) ? INFINITY : d;  // a NaN is the worst of all
+  }
   const double val_diff = std::abs(together.history().back().val_bpc - alone.history().back().val_bpc);
   std::printf("%s, %d processes against 1: largest loss difference over 20 steps %.3g (limit %.0e); "
               "validation bpc %.6f vs %.6f\n", dtype.c_str(), comm.size(), worst, tol,
@@ -82,6 +98,27 @@ int equivalence(nn::parallel::Communicator& comm, const std::string& dtype) {
   return ok ? 0 : 1;
 }
 
+int split_resume(nn::parallel::Communicator& comm) {
+  const std::string dir = prepare(comm, "split_resume");
+  models::RunConfig cfg = tiny_config(dir, "float32");
+  cfg.train.run_dir = dir + "/rank" + std::to_string(comm.rank());
+  if (comm.rank() == 0) {  // a checkpoint at step 5, in rank 0's directory only
+    models::RunConfig first = cfg;
+    first.train.stop_after = 5;
+    first.train.checkpoint_interval = 5;
+    models::Trainer(first).fit();
+  }
+  comm.barrier();
+  try {
+    models::Trainer resumed(cfg, true, nn::parallel::mpi_world(120.0));
+  } catch (const Error& e) {
+    std::printf("rank %d refused: %s\n", comm.rank(), e.what());
+    return 0;
+  }
+  std::printf("FAILED: rank %d resumed from a different checkpoint than its peer\n", comm.rank());
+  return 1;
+}
+
 int hang(nn::parallel::Communicator& comm) {
   comm.barrier();
   if (comm.rank() == 1) {
@@ -89,7 +126,7 @@ int hang(nn::parallel::Communicator& comm) {
     return 0;
   }
   const Tensor t = ones({4}, kFloat64);
-  comm.all_reduce_sum(t);  // must abort the job after 2 s
+  comm.all_reduce_sum(t);  // must abort the job after 5 s
   std::printf("FAILED: the collective returned although rank 1 never joined it\n");
   return 1;
 }
@@ -100,10 +137,11 @@ int main(int argc, char** argv) {
   const std::string mode = argc > 1 ? argv[1] : "";
   try {
     set_num_threads(1);
-    auto comm = nn::parallel::mpi_world(mode == "hang" ? 2.0 : 120.0);
+    auto comm = nn::parallel::mpi_world(mode == "hang" ? 5.0 : 120.0);
     if (mode == "equivalence" && argc > 2) return equivalence(*comm, argv[2]);
+    if (mode == "split-resume") return split_resume(*comm);
     if (mode == "hang") return hang(*comm);
-    std::fprintf(stderr, "usage: mpirun -np 2 dist_train_check equivalence float64|float32 | hang\n");
+    std::fprintf(stderr, "usage: mpirun -np 2 dist_train_check equivalence float64|float32 | split-resume | hang\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dist_train_check: %s\n", e.what());

@@ -12,21 +12,18 @@ using nn::parallel::Communicator;
 
 namespace {
 
-// A stand-in for rank `rank` of two processes whose peer holds the same values: a sum over the
-// group doubles every value. Counts the collectives.
-class MirroredPair : public Communicator {
+// A stand-in for rank `rank` of two processes whose peer contributes zeros: a sum over the group
+// leaves every value as it is, so an average halves it. Counts the collectives.
+class PeerOfZeros : public Communicator {
  public:
-  explicit MirroredPair(int rank) : rank_(rank) {}
+  explicit PeerOfZeros(int rank) : rank_(rank) {}
   int rank() const override { return rank_; }
   int size() const override { return 2; }
-  void all_reduce_sum(const Tensor& t) override {
-    ++reduces;
-    Tensor(t).mul_(2.0);
-  }
+  void all_reduce_sum(const Tensor&) override { ++reduces; }
   void broadcast(const Tensor&, int) override { ++broadcasts; }
   void barrier() override {}
   [[noreturn]] void abort(const std::string& message) override { detail::fail(message); }
-  std::string describe() const override { return "mirrored pair"; }
+  std::string describe() const override { return "a peer of zeros"; }
   int reduces = 0, broadcasts = 0;
 
  private:
@@ -41,50 +38,54 @@ std::vector<Tensor> params_with_grads() {
 
 }  // namespace
 
-TEST(DataParallel, AveragingIdenticalGradientsLeavesThemAsTheyAre) {
+TEST(DataParallel, AveragingWritesTheMeanBackIntoEveryGradient) {
   auto params = params_with_grads();
-  std::vector<std::vector<double>> before;
-  for (const Tensor& p : params) before.push_back(p.grad().to_vector<double>());
-  MirroredPair comm(0);
+  std::vector<std::vector<double>> half;
+  for (const Tensor& p : params) {
+    half.push_back(p.grad().to_vector<double>());
+    for (double& v : half.back()) v /= 2;  // (g + 0) / 2
+  }
+  PeerOfZeros comm(0);
   nn::parallel::average_gradients(params, comm);
-  for (size_t i = 0; i < params.size(); ++i) expect_values(params[i].grad(), before[i]);
+  for (size_t i = 0; i < params.size(); ++i) expect_values(params[i].grad(), half[i]);
   EXPECT_EQ(comm.reduces, 1);  // all three in one bucket
 }
 
 TEST(DataParallel, BucketsSplitBySizeAndDtype) {
   auto params = params_with_grads();
-  MirroredPair small(0);
+  PeerOfZeros small(0);
   nn::parallel::average_gradients(params, small, 16);  // 16 bytes: every gradient is a bucket of its own
   EXPECT_EQ(small.reduces, 3);
   std::vector<Tensor> mixed = {param({2}), randn({2}).requires_grad_(true)};  // float64, float32
   for (Tensor& p : mixed) ops::sum(p).backward();
-  MirroredPair comm(0);
+  PeerOfZeros comm(0);
   nn::parallel::average_gradients(mixed, comm);
   EXPECT_EQ(comm.reduces, 2);
-  expect_values(mixed[1].grad(), {1, 1});
+  expect_values(mixed[0].grad(), {0.5, 0.5});
+  expect_values(mixed[1].grad(), {0.5, 0.5});
 }
 
 TEST(DataParallel, ParametersWithoutGradientsAreSkipped) {
   std::vector<Tensor> params = {param({2}), param({3})};
   ops::sum(params[0]).backward();
-  MirroredPair comm(0);
+  PeerOfZeros comm(0);
   nn::parallel::average_gradients(params, comm);
   EXPECT_FALSE(params[1].grad().defined());
-  expect_values(params[0].grad(), {1, 1});
+  expect_values(params[0].grad(), {0.5, 0.5});
 }
 
 TEST(DataParallel, BroadcastVisitsEveryParameter) {
   auto params = params_with_grads();
-  MirroredPair comm(1);
+  PeerOfZeros comm(1);
   nn::parallel::broadcast_parameters(params, comm);
   EXPECT_EQ(comm.broadcasts, 3);
 }
 
 TEST(DataParallel, ShardsAreContiguousRowBlocks) {
   const Tensor batch = arange(8, kFloat64).reshape({4, 2});
-  expect_values(nn::parallel::shard_rows(batch, MirroredPair(0)), {0, 1, 2, 3});
-  expect_values(nn::parallel::shard_rows(batch, MirroredPair(1)), {4, 5, 6, 7});
-  EXPECT_ERROR_WITH(nn::parallel::shard_rows(arange(3, kFloat64), MirroredPair(0)),
+  expect_values(nn::parallel::shard_rows(batch, PeerOfZeros(0)), {0, 1, 2, 3});
+  expect_values(nn::parallel::shard_rows(batch, PeerOfZeros(1)), {4, 5, 6, 7});
+  EXPECT_ERROR_WITH(nn::parallel::shard_rows(arange(3, kFloat64), PeerOfZeros(0)),
                     "the batch of 3 rows does not split evenly over 2 processes");
 }
 
