@@ -19,6 +19,7 @@
 #include "core/dtype.h"
 #include "cuda/check.h"
 #include "ops/cuda/launch.cuh"
+#include "ops/cuda/warp.cuh"
 #include "ops/kernels.h"
 
 namespace ctxpool::cuda {
@@ -28,9 +29,8 @@ namespace {
 
 using ops::ContextPoolMode;
 
-constexpr int kWarpSize = 32;
-constexpr int kWarps = kThreads / kWarpSize;  // warps per block
-constexpr unsigned kFullMask = 0xffffffffu;
+using namespace warp;
+
 constexpr int kKeysPerWarp = 4;                  // ga: key rows per warp
 constexpr int kKeyTile = kWarps * kKeysPerWarp;  // ga: key rows per block
 constexpr int kQueryChunk = 64;                  // ga: queries whose m_i sit in shared memory at once
@@ -57,13 +57,6 @@ PoolGeom make_geom(int64_t n, int64_t d, const ops::ContextPool1dOptions& o) {
   return g;
 }
 
-// The CPU's sigmoid, in double: no overflow of exp for either sign.
-__device__ double sigmoid(double v) {
-  if (v >= 0) return 1.0 / (1.0 + exp(-v));
-  const double e = exp(v);
-  return e / (1.0 + e);
-}
-
 template <typename T>
 __device__ double weight_of(const T* a, int64_t r, const PoolGeom& g) {
   return g.learn_w ? sigmoid(static_cast<double>(a[r])) : 1.0;
@@ -72,21 +65,6 @@ __device__ double weight_of(const T* a, int64_t r, const PoolGeom& g) {
 template <typename T>
 __device__ double support_of(const T* b, int64_t r, const PoolGeom& g) {
   return g.learn_s ? g.s_min + g.s_range * sigmoid(static_cast<double>(b[r])) : g.s_fixed;
-}
-
-// The sum over the warp; a butterfly, so every lane gets the same bits.
-template <typename T>
-__device__ T warp_sum(T v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
-  return v;
-}
-
-// <p, q> over n elements, lanes striding the elements; the whole warp calls it.
-template <typename T>
-__device__ T warp_dot(const T* p, const T* q, int64_t n, int lane) {
-  T acc = 0;
-  for (int64_t e = lane; e < n; e += kWarpSize) acc += p[e] * q[e];
-  return warp_sum(acc);
 }
 
 // m_i = sum_k P_i(k) dP_i(k) with dP_i(k) = <gy_i, x_k> (the whole warp calls it; row r = b n + i).
@@ -103,13 +81,6 @@ __device__ double row_m(const T* x, const T* coef, const T* gy, int64_t r, const
   }
   return m;
 }
-
-// Global warp index and warp count of a grid-stride loop over rows.
-__device__ int64_t first_warp() { return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; }
-__device__ int64_t warp_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize; }
-
-// Blocks for a loop with one warp per row.
-unsigned warp_blocks(int64_t rows) { return blocks_for((rows + kWarps - 1) / kWarps * kThreads); }
 
 // Forward, one warp per query row r = b n + i: c_i(j) = g_i(j) w_j and Z_i (lanes split the slots),
 // coef = c / Z, then y_i = sum_slots P_i(j) x_j (lanes split the features).

@@ -17,6 +17,7 @@
 #include "core/dtype.h"
 #include "cuda/check.h"
 #include "ops/cuda/launch.cuh"
+#include "ops/cuda/warp.cuh"
 #include "ops/kernels.h"
 
 namespace ctxpool::cuda {
@@ -26,9 +27,7 @@ namespace {
 
 using ops::ContextPoolMode;
 
-constexpr int kWarpSize = 32;
-constexpr int kWarps = kThreads / kWarpSize;
-constexpr unsigned kFullMask = 0xffffffffu;
+using namespace warp;
 
 // The window geometry and options, by value (computed on the host as the CPU's Grid does).
 struct Grid2d {
@@ -57,29 +56,6 @@ Grid2d make_grid(int64_t h, int64_t w, int64_t d, const ops::ContextPool2dOption
   g.eps = o.eps;
   return g;
 }
-
-__device__ double sigmoid(double v) {
-  if (v >= 0) return 1.0 / (1.0 + exp(-v));
-  const double e = exp(v);
-  return e / (1.0 + e);
-}
-
-template <typename T>
-__device__ T warp_sum(T v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
-  return v;
-}
-
-template <typename T>
-__device__ T warp_dot(const T* p, const T* q, int64_t n, int lane) {
-  T acc = 0;
-  for (int64_t e = lane; e < n; e += kWarpSize) acc += p[e] * q[e];
-  return warp_sum(acc);
-}
-
-__device__ int64_t first_warp() { return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; }
-__device__ int64_t warp_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize; }
-unsigned warp_blocks(int64_t rows) { return blocks_for((rows + kWarps - 1) / kWarps * kThreads); }
 
 // The pixel index (b, py, px) -> b H W + py W + px of slot k of output r, or -1 outside the image.
 __device__ int64_t slot_pixel(const Grid2d& g, int64_t r, int64_t k) {

@@ -20,6 +20,7 @@
 #include "core/dtype.h"
 #include "cuda/check.h"
 #include "ops/cuda/launch.cuh"
+#include "ops/cuda/warp.cuh"
 #include "ops/kernels.h"
 
 namespace ctxpool::cuda {
@@ -27,9 +28,8 @@ namespace ctxpool::cuda {
 // Reached through the kernel table only (add_local_attention_kernels at the end).
 namespace {
 
-constexpr int kWarpSize = 32;
-constexpr int kWarps = kThreads / kWarpSize;  // warps per block
-constexpr unsigned kFullMask = 0xffffffffu;
+using namespace warp;
+
 constexpr int kKeysPerWarp = 4;                  // dk: key rows per warp
 constexpr int kKeyTile = kWarps * kKeysPerWarp;  // dk: key rows per block
 constexpr int kQueryChunk = 64;                  // dk: queries whose rowdot sits in shared memory at once
@@ -41,21 +41,6 @@ struct Band {
 
 __device__ float exp_of(float v) { return expf(v); }
 __device__ double exp_of(double v) { return exp(v); }
-
-// The sum over the warp; a butterfly, so every lane gets the same bits.
-template <typename T>
-__device__ T warp_sum(T v) {
-  for (int offset = kWarpSize / 2; offset > 0; offset /= 2) v += __shfl_xor_sync(kFullMask, v, offset);
-  return v;
-}
-
-// <p, q> over n elements, lanes striding the elements; the whole warp calls it.
-template <typename T>
-__device__ T warp_dot(const T* p, const T* q, int64_t n, int lane) {
-  T acc = 0;
-  for (int64_t e = lane; e < n; e += kWarpSize) acc += p[e] * q[e];
-  return warp_sum(acc);
-}
 
 // The first slot of query i whose key j = i - W + 1 + c is in the sequence.
 __device__ int64_t first_slot(int64_t i, int64_t w) { return w - 1 - i > 0 ? w - 1 - i : 0; }
@@ -73,12 +58,6 @@ __device__ T row_dot(const T* v, const T* probs, const T* g, int64_t r, const Ba
   return static_cast<T>(acc);
 }
 
-// Global warp index and warp count of a grid-stride loop over rows.
-__device__ int64_t first_warp() { return (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / kWarpSize; }
-__device__ int64_t warp_count() { return static_cast<int64_t>(gridDim.x) * blockDim.x / kWarpSize; }
-
-// Blocks for a loop with one warp per row.
-unsigned warp_blocks(int64_t rows) { return blocks_for((rows + kWarps - 1) / kWarps * kThreads); }
 
 // Forward, one warp per query row r = b T + i: scores into the probs row, softmax over the valid
 // slots with the row max subtracted, then out_i = sum_c P[i,c] v_j (lanes split Dv).
