@@ -103,9 +103,11 @@ Allocator*& slot(DeviceType type) {
   return table[static_cast<int>(type)];
 }
 
+// Never destroyed: a tensor in static storage (a test's cached golden file, a user's global) may be
+// freed at exit after a function-local static allocator would already be gone.
 CpuAllocator& cpu_allocator() {
-  static CpuAllocator cpu;
-  return cpu;
+  static CpuAllocator* cpu = new CpuAllocator;
+  return *cpu;
 }
 
 }  // namespace

@@ -17,6 +17,8 @@ Writes, in float64:
                               (and indices, as float64, for max_pool2d); metadata "case<i>" = {"op",
                               and its kernel, stride (null: the kernel), padding, dilation, ceil_mode,
                               count_include_pad or output_size} (JSON).
+  ops.safetensors             every other op in ops/ops.h, edge values included: see golden_ops.py
+                              and golden_op_cases.py (float64, float32, int64 and bool tensors).
   batch_norm.safetensors      inputs case<i>.{x, weight, bias, running_mean, running_var} (the last
                               four when used), case<i>.gy, outputs case<i>.{y, gx, gweight, gbias} and
                               the running statistics after the call, case<i>.{running_mean_out,
@@ -39,17 +41,24 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from context_pool import context_pool1d, context_pool2d, resolve_options  # noqa: E402
+from golden_ops import all_cases  # noqa: E402
 
 GENERATOR = f"bench/reference/make_golden.py, torch {torch.__version__}"
 
 
+# torch dtype -> (safetensors dtype, little-endian numpy type)
+SAFETENSORS_DTYPES = {torch.float64: ("F64", "<f8"), torch.float32: ("F32", "<f4"), torch.int64: ("I64", "<i8"),
+                      torch.bool: ("BOOL", "|b1")}
+
+
 def write_safetensors(path, tensors, metadata):
-    """tensors: {name: float64 torch tensor}; metadata: {str: str}."""
+    """tensors: {name: float64, float32, int64 or bool torch tensor}; metadata: {str: str}."""
     names = sorted(tensors)
     header, chunks, offset = {}, [], 0
     for name in names:
-        data = tensors[name].detach().cpu().contiguous().numpy().astype("<f8").tobytes()
-        header[name] = {"dtype": "F64", "shape": list(tensors[name].shape),
+        st_dtype, np_dtype = SAFETENSORS_DTYPES[tensors[name].dtype]
+        data = tensors[name].detach().cpu().contiguous().numpy().astype(np_dtype).tobytes()
+        header[name] = {"dtype": st_dtype, "shape": list(tensors[name].shape),
                         "data_offsets": [offset, offset + len(data)]}
         chunks.append(data)
         offset += len(data)
@@ -325,6 +334,11 @@ def main():
     torch.manual_seed(6)
     write_cases(os.path.join(args.out, "context_pool2d.safetensors"),
                 [(case[0], *context_pool2d_case(*case[1:])) for case in CONTEXT_POOL2D_CASES])
+    tensors, metadata = all_cases().build()
+    metadata["generator"] = GENERATOR
+    path = os.path.join(args.out, "ops.safetensors")
+    write_safetensors(path, tensors, metadata)
+    print(f"wrote {path} ({os.path.getsize(path)} bytes, {metadata['cases']} cases)")
 
 
 if __name__ == "__main__":

@@ -3,84 +3,18 @@
 // tolerance) and again in float32 (the STYLE.md tolerances for op vs PyTorch golden values).
 #include <nlohmann/json.hpp>
 
-#include <cmath>
-#include <filesystem>
-#include <map>
 #include <string>
 
+#include "helpers/golden.h"
 #include "helpers/test_utils.h"
-#include "nn/serialize.h"
-
-#ifndef CTXPOOL_GOLDEN_DIR
-#error "CTXPOOL_GOLDEN_DIR must name tests/golden (see tests/CMakeLists.txt)"
-#endif
 
 using namespace ctxpool;
+using namespace ctxpool::testing;
 
 namespace {
 
-struct Tolerance {
-  double atol, rtol;
-};
-// float64 against float64: only rounding differences between two implementations.
-constexpr Tolerance kFloat64Tol{1e-9, 1e-7};
-// float32 against float64 golden values (../shared/STYLE.md).
-constexpr Tolerance kFloat32Forward{1e-6, 1e-3};
-constexpr Tolerance kFloat32Grad{1e-4, 1e-3};
-
-struct GoldenFile {
-  std::map<std::string, Tensor> tensors;
-  std::map<std::string, std::string> metadata;
-  int cases = 0;
-
-  bool has(int i, const std::string& name) const { return tensors.count(key(i, name)) > 0; }
-  const Tensor& get(int i, const std::string& name) const { return tensors.at(key(i, name)); }
-  nlohmann::json options(int i) const { return nlohmann::json::parse(metadata.at("case" + std::to_string(i))); }
-  std::string describe(int i) const {
-    auto it = metadata.find(key(i, "description"));
-    return "case" + std::to_string(i) + (it == metadata.end() ? "" : " (" + it->second + ")");
-  }
-  static std::string key(int i, const std::string& name) { return "case" + std::to_string(i) + "." + name; }
-};
-
-// Loads tests/golden/<op>.safetensors. A missing file is a failure, not a skip.
-bool load_golden(const std::string& op, GoldenFile* out) {
-  const std::string path = std::string(CTXPOOL_GOLDEN_DIR) + "/" + op + ".safetensors";
-  if (!std::filesystem::exists(path)) {
-    ADD_FAILURE() << "golden file " << path << " is missing: run /usr/bin/python3 bench/reference/make_golden.py "
-                  << "(needs PyTorch) and commit tests/golden/";
-    return false;
-  }
-  out->tensors = nn::load_safetensors(path, &out->metadata);
-  out->cases = std::stoi(out->metadata.at("cases"));
-  EXPECT_GT(out->cases, 0) << path;
-  return true;
-}
-
 // A float64 or float32 leaf that requires grad, with the golden tensor's values.
 Tensor leaf(const Tensor& golden, DType dtype) { return golden.to(dtype).clone().requires_grad_(true); }
-
-// Every element within atol + rtol * |want|; on failure, names the case and tensor and shows the worst element.
-void expect_close(const Tensor& got, const Tensor& want, Tolerance tol, const std::string& what) {
-  if (!got.defined()) {
-    ADD_FAILURE() << what << ": undefined (a missing gradient; PyTorch's has " << want.numel() << " elements)";
-    return;
-  }
-  ASSERT_EQ(got.sizes(), want.sizes()) << what;
-  const std::vector<double> g = got.to_vector<double>(), w = want.to_vector<double>();
-  size_t worst = 0;
-  double worst_excess = -INFINITY, max_abs_diff = 0;
-  for (size_t k = 0; k < g.size(); ++k) {
-    const double diff = std::abs(g[k] - w[k]);
-    const double excess = std::isnan(diff) ? INFINITY : diff - (tol.atol + tol.rtol * std::abs(w[k]));
-    max_abs_diff = std::max(max_abs_diff, diff);
-    if (excess > worst_excess) worst_excess = excess, worst = k;
-  }
-  if (worst_excess > 0)
-    ADD_FAILURE() << what << " " << got.dtype() << ": max |diff| " << max_abs_diff << "; worst at element "
-                  << worst << ": got " << g[worst] << ", PyTorch " << w[worst] << " (tolerance " << tol.atol
-                  << " + " << tol.rtol << " * |ref|)";
-}
 
 ops::ContextPool1dOptions context_pool_options(const nlohmann::json& j) {
   ops::ContextPool1dOptions o;
