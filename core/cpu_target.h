@@ -1,5 +1,5 @@
 // The x86 instruction-set extensions the start-up check knows (core/cpu_features.cpp), in one list:
-// X(bit, name) with `name` as __builtin_cpu_supports spells it. core/cpu_target.cpp records which of
+// X(bit, name) with `name` as GCC's __builtin_cpu_supports spells it (the test compares the two). core/cpu_target.cpp records which of
 // them the kernels were compiled to use. Internal to core.
 #pragma once
 
@@ -14,5 +14,9 @@ namespace ctxpool::detail {
 
 // Bit i set: feature i of CTXPOOL_CPU_FEATURES is used by the compiled kernels.
 extern const unsigned kCompiledCpuFeatures;
+
+// Whether this CPU (and OS) supports feature `bit` of CTXPOOL_CPU_FEATURES, read with CPUID
+// (core/cpu_features.cpp); true off x86.
+bool cpu_has_feature(int bit);
 
 }  // namespace ctxpool::detail

@@ -4,8 +4,11 @@
 # part of its output unwritten fails a test; then build the CPU library and tests with
 # AddressSanitizer + UndefinedBehaviorSanitizer and run ctest again, so that a memory error fails.
 #
-#   scripts/test.sh              # both passes
+# Last, a short libFuzzer run (scripts/fuzz.sh, clang) of the readers of untrusted input.
+#
+#   scripts/test.sh              # every pass
 #   SANITIZE=0 scripts/test.sh   # skip the sanitizer pass
+#   FUZZ=0 scripts/test.sh       # skip the fuzzing pass (FUZZ_SECONDS: its length per target, default 20)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -21,5 +24,8 @@ if [ "${SANITIZE:-1}" != "0" ]; then
   log "ctest under ASan + UBSan (build-asan/)"
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir build-asan --output-on-failure -j "$(nproc)"
+fi
+if [ "${FUZZ:-1}" != "0" ]; then
+  FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh
 fi
 log "all tests passed"

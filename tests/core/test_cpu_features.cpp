@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/cpu_features.h"
+#include "core/cpu_target.h"
 
 using namespace ctxpool;
 
@@ -28,4 +29,18 @@ TEST(CpuFeatures, DefaultBuildTargetsAvx2AndNoMore) {
   const std::string arch = CTXPOOL_ARCH_FOR_TESTS;
   if (arch != "x86-64-v3") GTEST_SKIP() << "built with CTXPOOL_ARCH=" << arch;
   EXPECT_EQ(compiled_cpu_features(), "sse4.2 popcnt avx avx2 fma bmi bmi2 lzcnt movbe f16c");
+}
+
+// Our CPUID table agrees with GCC's own detection for every feature, on whatever CPU runs the test
+// (the two must not disagree on a machine that has, or lacks, AVX-512).
+TEST(CpuFeatures, CpuidAgreesWithTheCompilersDetection) {
+#if !defined(__x86_64__) || defined(__clang__)
+  GTEST_SKIP() << "needs GCC's __builtin_cpu_supports names on x86-64";
+#else
+  __builtin_cpu_init();
+#define CTXPOOL_CPU_COMPARE(i, name) \
+  EXPECT_EQ(detail::cpu_has_feature(i), __builtin_cpu_supports(name) != 0) << name;
+  CTXPOOL_CPU_FEATURES(CTXPOOL_CPU_COMPARE)
+#undef CTXPOOL_CPU_COMPARE
+#endif
 }
