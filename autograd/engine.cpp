@@ -26,11 +26,17 @@ struct Capture {  // for grad(): where the gradient of inputs[i] shows up
   uint32_t slot;
 };
 
-void check_grad_matches(const Tensor& g, const OutputMeta& meta, const Node& node, uint32_t slot) {
-  CTXPOOL_CHECK(g.sizes() == meta.sizes && g.dtype() == meta.dtype && g.device() == meta.device,
-                "backward: the gradient for output ", slot, " of '", node.name(), "' is ", g.sizes(),
-                " ", g.dtype(), " on ", g.device(), " but that output is ", meta.sizes, " ",
-                meta.dtype, " on ", meta.device);
+// A gradient must match what it is the gradient of. The error names where it came from: the backward
+// of an op (`producer`, for its input `producer_input`), which is where the mistake is, or a root.
+void check_grad_matches(const Tensor& g, const OutputMeta& meta, const Node& node, uint32_t slot,
+                        const Node* producer, size_t producer_input) {
+  if (g.sizes() == meta.sizes && g.dtype() == meta.dtype && g.device() == meta.device) return;
+  const std::string from = producer ? detail::str_cat("'", producer->name(), "' returned a gradient for its input ",
+                                                      producer_input)
+                                    : std::string("the gradient given for a root");
+  detail::fail("backward: ", from, " of ", g.sizes(), " ", g.dtype(), " on ", g.device(), ", but that input is ",
+               meta.sizes, " ", meta.dtype, " on ", meta.device, " (it flows into output ", slot, " of '", node.name(),
+               "')");
 }
 
 std::vector<Tensor> run(const std::vector<Tensor>& roots, const std::vector<Tensor>& grad_roots,
@@ -83,8 +89,8 @@ std::vector<Tensor> run(const std::vector<Tensor>& roots, const std::vector<Tens
 
   // 2. Input buffers, seeded with the roots' gradients.
   std::unordered_map<Node*, std::vector<Tensor>> buffers;
-  auto accumulate = [&](Node* node, uint32_t slot, const Tensor& g) {
-    check_grad_matches(g, node->output_meta(slot), *node, slot);
+  auto accumulate = [&](Node* node, uint32_t slot, const Tensor& g, const Node* producer, size_t producer_input) {
+    check_grad_matches(g, node->output_meta(slot), *node, slot, producer, producer_input);
     auto& buf = buffers[node];
     if (buf.empty()) buf.resize(node->num_outputs());
     buf[slot] = buf[slot].defined() ? buf[slot].add(g) : g;
@@ -93,7 +99,7 @@ std::vector<Tensor> run(const std::vector<Tensor>& roots, const std::vector<Tens
   std::vector<Node*> ready;
   for (size_t i = 0; i < root_edges.size(); ++i) {
     Node* n = root_edges[i].node.get();
-    accumulate(n, root_edges[i].input_nr, root_grads[i]);
+    accumulate(n, root_edges[i].input_nr, root_grads[i], nullptr, i);
     if (!keep_alive.count(n)) {
       keep_alive[n] = root_edges[i].node;
       if (dependencies[n] == 0) ready.push_back(n);
@@ -142,7 +148,7 @@ std::vector<Tensor> run(const std::vector<Tensor>& roots, const std::vector<Tens
       const Edge& e = edges[i];
       if (!e.valid()) continue;
       Node* next = e.node.get();
-      if (i < grads_out.size() && grads_out[i].defined()) accumulate(next, e.input_nr, grads_out[i]);
+      if (i < grads_out.size() && grads_out[i].defined()) accumulate(next, e.input_nr, grads_out[i], node, i);
       if (!keep_alive.count(next)) keep_alive[next] = e.node;
       if (--dependencies[next] == 0) ready.push_back(next);
     }

@@ -46,9 +46,18 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
-std::string read_file(const std::string& path) {
+void check_regular_file(const std::string& path, const char* what) {
   std::error_code ec;
-  CTXPOOL_CHECK(!std::filesystem::is_directory(path, ec), "read_file: '", path, "' is a directory, expected a file");
+  const auto status = std::filesystem::status(path, ec);  // follows symbolic links
+  CTXPOOL_CHECK(status.type() != std::filesystem::file_type::not_found, what, ": '", path, "' does not exist");
+  CTXPOOL_CHECK(status.type() != std::filesystem::file_type::directory, what, ": '", path,
+                "' is a directory, expected a file");
+  CTXPOOL_CHECK(!ec && status.type() == std::filesystem::file_type::regular, what, ": '", path,
+                "' is not a regular file (a device, pipe or socket: it could be endless)");
+}
+
+std::string read_file(const std::string& path) {
+  check_regular_file(path, "read_file");
   std::ifstream in(path, std::ios::binary);
   CTXPOOL_CHECK(in.good(), "read_file: cannot open '", path, "'");
   std::string bytes;

@@ -7,6 +7,9 @@ namespace ctxpool {
 
 void write_file_atomic(const std::string& path, const std::string& bytes);
 std::string read_file(const std::string& path);  // error naming the path when it cannot be read
+// A clear error (prefixed with `what`) unless path names a regular file (after symbolic links):
+// missing, a directory, or a device, pipe or socket (/dev/zero would be read forever).
+void check_regular_file(const std::string& path, const char* what);
 bool file_exists(const std::string& path);
 void make_directories(const std::string& path);
 

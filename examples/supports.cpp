@@ -12,6 +12,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/file_io.h"
+#include "cli_args.h"
 #include "models/checkpoint.h"
 #include "models/trainer.h"
 #include "nn/serialize.h"
@@ -55,10 +56,11 @@ int main(int argc, char** argv) {
       };
       if (a == "--checkpoint") checkpoint = value();
       else if (a == "--out") out = value();
-      else if (a == "--offset") offset = std::stoll(value());
-      else if (a == "--length") length = std::stoll(value());
+      else if (a == "--offset") offset = cli::parse_int("ctxpool-supports", a, value(), 0, INT64_MAX);
+      else if (a == "--length") length = cli::parse_int("ctxpool-supports", a, value(), 1, 1 << 24);
       else if (a == "--best") best = true;
       else {
+        if (a != "--help" && a != "-h") std::fprintf(stderr, "error: ctxpool-supports: unknown argument '%s'\n", a.c_str());
         std::puts("usage: ctxpool-supports --checkpoint RUN_DIR [--best] [--offset N] [--length N] [--out PREFIX]\n"
                   "  --best      the weights with the best validation bpc (best.safetensors) instead of the latest\n"
                   "  --offset N  where the passage starts in the validation split (default 0); --length N (512)");
@@ -67,7 +69,10 @@ int main(int argc, char** argv) {
     }
     CTXPOOL_CHECK(!checkpoint.empty(), "ctxpool-supports: --checkpoint is required");
     const models::Checkpoint ckpt = models::load_checkpoint(checkpoint);
+    CTXPOOL_CHECK(ckpt.sidecar.contains("config"), "ctxpool-supports: '", checkpoint, "' has no config");
     const models::RunConfig cfg = models::RunConfig::from_json(ckpt.sidecar.at("config"));
+    CTXPOOL_CHECK(!cfg.model.is_image_model(), "ctxpool-supports: '", checkpoint, "' is not a language model's "
+                  "checkpoint (model.type \"", cfg.model.type, "\")");
     models::TransformerLM model(cfg.model);
     const std::filesystem::path where(checkpoint);
     const std::string run_dir = std::filesystem::is_directory(where) ? where.string() : where.parent_path().string();

@@ -100,10 +100,15 @@ Checkpoint load_checkpoint_unchecked(const std::string& path) {
   CTXPOOL_CHECK(side.is_object() && side.value("format", "") == kFormat && side.contains("step") &&
                     side.contains("tensors") && side["tensors"].contains("file"),
                 "load_checkpoint: '", sidecar_path, "' is not a ", kFormat, " sidecar");
-  // Sidecars written before the checksum existed have none; every newer one must match its own.
-  CTXPOOL_CHECK(!side.contains("sidecar_fnv1a64") || side["sidecar_fnv1a64"] == sidecar_checksum(side),
-                "load_checkpoint: '", sidecar_path, "' does not match its recorded checksum (edited or corrupted)");
-  const std::string tensor_path = (dir.empty() ? std::string(".") : dir) + "/" + side["tensors"]["file"].get<std::string>();
+  // Every sidecar carries its own checksum: without one, an edit (of the step, say) would go unnoticed.
+  CTXPOOL_CHECK(side.contains("sidecar_fnv1a64"), "load_checkpoint: '", sidecar_path, "' has no checksum of "
+                "itself (sidecar_fnv1a64): edited, or written by a ctxpool older than 2026-11-30; refusing it");
+  CTXPOOL_CHECK(side["sidecar_fnv1a64"] == sidecar_checksum(side), "load_checkpoint: '", sidecar_path,
+                "' does not match its recorded checksum (edited or corrupted)");
+  const std::string tensor_file = side["tensors"]["file"].get<std::string>();
+  CTXPOOL_CHECK(!tensor_file.empty() && tensor_file.find('/') == std::string::npos, "load_checkpoint: '",
+                sidecar_path, "' names the tensor file '", tensor_file, "' (expected a file beside it)");
+  const std::string tensor_path = (dir.empty() ? std::string(".") : dir) + "/" + tensor_file;
   const std::string bytes = read_file(tensor_path);
   const size_t want_bytes = side["tensors"].value("bytes", size_t(0));
   CTXPOOL_CHECK(bytes.size() == want_bytes, "load_checkpoint: '", tensor_path, "' has ", bytes.size(),

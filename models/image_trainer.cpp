@@ -137,6 +137,7 @@ void ImageTrainer::restore(const Checkpoint& ckpt) {
 }
 
 void ImageTrainer::save_checkpoint(double last_val_acc) {
+  check_finite_parameters(model_->parameters(), step_, config_.train.run_dir);
   Checkpoint ckpt;
   ckpt.step = step_;
   ckpt.model = model_->state_dict();
@@ -218,6 +219,7 @@ double ImageTrainer::fit() {
   const std::vector<Tensor> params = model_->parameters();
   const int64_t per_epoch = loader_->num_batches();
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
+  BestValidation seen_best{true};  // among this fit()'s evaluations (keep_best tracks it across resumes)
   int64_t interval_n = 0;
   std::printf("model: %s, %lld parameters, %.2f MFLOPs per image (forward); data%s%s%s: %lld train / %lld "
               "validation / %lld test images, %lld batches of %lld per epoch; %d thread%s; device %s\n",
@@ -283,6 +285,7 @@ double ImageTrainer::fit() {
       bar.finish();
       const Accuracy val = evaluate_validation();
       last_val = val.acc;
+      seen_best.offer(val.acc, step_);
       record["val_loss"] = val.loss;
       record["val_acc"] = val.acc;
       if (t.keep_best && !(val.acc <= best_val_)) save_best(val.acc);  // also when best_val_ is NaN
@@ -305,12 +308,10 @@ double ImageTrainer::fit() {
   if (step_ == t.steps && step_ > first_step) finish_with_test();
   if (step_ > first_step && !stop_requested()) {
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;
-    std::printf("done: steps %lld-%lld in %.1f min | final val acc %.4f", static_cast<long long>(first_step + 1),
-                static_cast<long long>(step_), minutes, last_val);
-    if (t.keep_best && best_step_ > 0) std::printf(" | best %.4f (step %lld)", best_val_, static_cast<long long>(best_step_));
-    if (!std::isnan(test_.acc)) std::printf(" | test acc %.4f", test_.acc);
-    std::printf(" | checkpoints in %s\n", t.run_dir.c_str());
-    std::fflush(stdout);
+    if (t.keep_best && best_step_ > 0) seen_best = BestValidation{true, best_val_, best_step_};  // across resumes
+    char test[64] = "";
+    if (!std::isnan(test_.acc)) std::snprintf(test, sizeof test, " | test acc %.4f", test_.acc);
+    report_done(first_step, step_, t.steps, minutes, "val acc", last_val, seen_best, test, t.run_dir);
   }
   return last_val;
 }

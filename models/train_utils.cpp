@@ -7,11 +7,13 @@
 #include <sstream>
 #include <vector>
 
+#include "autograd/grad_mode.h"
 #include "core/file_io.h"
 #include "cuda/cuda_api.h"
 #include "models/checkpoint.h"
 #include "nn/optim/adamw.h"
 #include "nn/optim/sgd.h"
+#include "ops/ops.h"
 
 namespace ctxpool::models {
 
@@ -107,14 +109,50 @@ void append_metrics(const std::string& metrics_path, const nlohmann::json& recor
 
 nlohmann::json generator_json(const Generator& g) { return {{"seed", g.seed()}, {"offset", g.offset()}}; }
 
+namespace {
+// "'runs/x/ckpt-000500.json'", or "none yet".
+std::string last_checkpoint(const std::string& run_dir) {
+  if (!file_exists(run_dir + "/latest")) return "none yet";
+  std::string name = read_file(run_dir + "/latest");
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return "'" + run_dir + "/" + name + "'";
+}
+}  // namespace
+
+void check_finite_parameters(const std::vector<Tensor>& params, int64_t step, const std::string& run_dir) {
+  autograd::NoGradGuard no_grad;
+  for (const Tensor& p : params) {
+    // A sum of |p| is NaN or inf exactly when some element is (or the weights are ~1e38: unusable too).
+    const double total = ops::sum(ops::abs(p.to(kFloat64))).item();
+    CTXPOOL_CHECK(std::isfinite(total), "trainer: after step ", step, " the weights are no longer finite (NaN or "
+                  "inf, a parameter of shape ", shape_str(p.sizes()), "); no checkpoint written. The last good "
+                  "checkpoint is kept (", last_checkpoint(run_dir), "). Lower optim.lr or clip gradients "
+                  "(optim.grad_clip)");
+  }
+}
+
 void fail_nonfinite(int64_t step, double loss, double grad_norm, const std::string& run_dir) {
-  std::string last = "none yet";
-  if (file_exists(run_dir + "/latest")) last = "'" + run_dir + "/" + read_file(run_dir + "/latest") + "'";
-  while (!last.empty() && (last.back() == '\n' || last.back() == ' ')) last.pop_back();
+  const std::string last = last_checkpoint(run_dir);
   detail::fail("trainer: step ", step, " gave a non-finite ", std::isfinite(loss) ? "gradient norm (" : "loss (",
                std::isfinite(loss) ? grad_norm : loss, "); stopped before updating the weights. The last good "
                "checkpoint is kept (", last, "). Lower optim.lr, clip gradients (optim.grad_clip), or set "
                "train.skip_nonfinite to skip such steps");
+}
+
+void report_done(int64_t first_step, int64_t step, int64_t steps, double minutes, const char* metric,
+                 double final_value, const BestValidation& best, const std::string& extra, const std::string& run_dir) {
+  if (step < steps) {
+    std::printf("stopped after step %lld of %lld (train.stop_after) in %.1f min", static_cast<long long>(step),
+                static_cast<long long>(steps), minutes);
+  } else {
+    std::printf("done: steps %lld-%lld in %.1f min", static_cast<long long>(first_step + 1),
+                static_cast<long long>(step), minutes);
+  }
+  if (!std::isnan(final_value)) std::printf(" | last %s %.4f", metric, final_value);
+  if (best.step > 0) std::printf(" | best %.4f (step %lld)", best.value, static_cast<long long>(best.step));
+  std::printf("%s | checkpoints in %s\n", extra.c_str(), run_dir.c_str());
+  if (step < steps) std::printf("resume with: ctxpool-train --resume --run-dir %s\n", run_dir.c_str());
+  std::fflush(stdout);
 }
 
 void report_stopped(int64_t step, int64_t steps, const std::string& run_dir) {

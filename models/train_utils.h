@@ -1,6 +1,7 @@
 // What the language-model trainer (trainer.h) and the image trainer (image_trainer.h) share: the
 // optimizer a config describes, the training device, the resume checks, and metrics files.
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -42,6 +43,27 @@ nlohmann::json generator_json(const Generator& g);
 [[noreturn]] void fail_nonfinite(int64_t step, double loss, double grad_norm, const std::string& run_dir);
 // The message after a stop by Ctrl-C or SIGTERM (models/stop_signal.h): where the checkpoint is and
 // how to resume.
+// Refuses to let a checkpoint hold NaN or inf weights (an update can overflow with a finite loss and
+// gradient): a clear error naming the step and the last good checkpoint.
+void check_finite_parameters(const std::vector<Tensor>& params, int64_t step, const std::string& run_dir);
+
+// The best validation value so far of a run (lower is better for bpc, higher for accuracy).
+struct BestValidation {
+  bool higher_is_better = false;
+  double value = NAN;
+  int64_t step = 0;
+  void offer(double v, int64_t at) {
+    if (std::isnan(v)) return;
+    if (std::isnan(value) || (higher_is_better ? v > value : v < value)) value = v, step = at;
+  }
+};
+
+// The one-line end of fit(): steps, wall time, final and best validation (`metric`: "val bpc" or
+// "val acc"; NaN values are left out), `extra` (e.g. " | test acc 0.91"), where the checkpoints are;
+// a run that stopped before train.steps (train.stop_after) says how to resume instead.
+void report_done(int64_t first_step, int64_t step, int64_t steps, double minutes, const char* metric,
+                 double final_value, const BestValidation& best, const std::string& extra, const std::string& run_dir);
+
 void report_stopped(int64_t step, int64_t steps, const std::string& run_dir);
 
 }  // namespace ctxpool::models

@@ -23,17 +23,19 @@ namespace ctxpool::models {
 using nn::data::Split;
 
 std::string resolve_data_path(const std::string& path, const std::string& base_dir) {
-  if (file_exists(path) || std::filesystem::path(path).is_absolute()) return path;
+  // Absolute, so that the path saved with checkpoints still works from another working directory.
+  const auto found = [](const std::string& p) { return std::filesystem::absolute(p).lexically_normal().string(); };
+  if (file_exists(path) || std::filesystem::path(path).is_absolute()) return found(path);
   std::string tried = "'" + path + "'";
   if (!base_dir.empty()) {
     const std::string beside_config = (std::filesystem::path(base_dir) / path).lexically_normal().string();
-    if (file_exists(beside_config)) return beside_config;
+    if (file_exists(beside_config)) return found(beside_config);
     tried += ", '" + beside_config + "' (beside the config)";
   }
   std::string prefix;
   for (int up = 1; up <= 3; ++up) {
     prefix += "../";
-    if (file_exists(prefix + path)) return prefix + path;
+    if (file_exists(prefix + path)) return found(prefix + path);
     tried += ", '" + prefix + path + "'";
   }
   detail::fail("data: corpus not found (tried ", tried, ")");
@@ -70,8 +72,9 @@ Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::paral
                 config_.model.vocab_size, " but the corpus has ", corpus_.vocab_size(), " distinct bytes");
 
   device_ = training_device(config_.train);
-  CTXPOOL_CHECK(comm_->size() == 1 || device_.is_cpu(), "distributed: training on ", device_, " across processes "
-                "needs NCCL, which is not built yet; train on the CPU (--device cpu) or in one process");
+  CTXPOOL_CHECK(comm_->size() == 1 || comm_->supports(device_), "distributed: training on ", device_,
+                " across processes needs a communicator for that device, not ", comm_->describe(),
+                " (CUDA: nn::parallel::nccl_communicator, which ctxpool-train --distributed uses for a CUDA device)");
   CTXPOOL_CHECK(config_.train.batch_size % comm_->size() == 0, "distributed: train.batch_size ",
                 config_.train.batch_size, " does not split evenly over ", comm_->size(), " processes");
   // Every process draws the same dropout masks (one seed), so the shards would not add up to one
@@ -143,6 +146,7 @@ void Trainer::restore(const Checkpoint& ckpt) {
 }
 
 void Trainer::save_checkpoint(double last_val_bpc) {
+  check_finite_parameters(model_->parameters(), step_, config_.train.run_dir);
   Checkpoint ckpt;
   ckpt.step = step_;
   ckpt.model = model_->state_dict();
@@ -220,6 +224,7 @@ double Trainer::fit() {
   const std::vector<Tensor> params = model_->parameters();
   const int64_t tokens = t.batch_size * config_.model.context;
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
+  BestValidation seen_best{false};  // among this fit()'s evaluations (keep_best tracks it across resumes)
   int64_t interval_n = 0;
   const bool writer = is_writer();
   if (writer)
@@ -298,6 +303,7 @@ double Trainer::fit() {
     if ((t.eval_interval > 0 && step_ % t.eval_interval == 0) || step_ == t.steps) {
       bar.finish();
       r.val_bpc = last_val = evaluate();  // (a collective: every process evaluates its share)
+      seen_best.offer(last_val, step_);
       if (t.keep_best && !(last_val >= best_val_)) {  // also when best_val_ is NaN
         if (writer) save_best(last_val);
         best_val_ = last_val;
@@ -321,11 +327,8 @@ double Trainer::fit() {
   if (writer) step_profile.report(std::cerr);
   if (writer && step_ > first_step && !stop) {
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count() / 60.0;
-    std::printf("done: steps %lld-%lld in %.1f min | final val bpc %.4f", static_cast<long long>(first_step + 1),
-                static_cast<long long>(step_), minutes, last_val);
-    if (t.keep_best && best_step_ > 0) std::printf(" | best %.4f (step %lld)", best_val_, static_cast<long long>(best_step_));
-    std::printf(" | checkpoints in %s\n", t.run_dir.c_str());
-    std::fflush(stdout);
+    if (t.keep_best && best_step_ > 0) seen_best = BestValidation{false, best_val_, best_step_};  // across resumes
+    report_done(first_step, step_, t.steps, minutes, "val bpc", last_val, seen_best, "", t.run_dir);
   }
   return last_val;
 }

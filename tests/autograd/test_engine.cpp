@@ -3,6 +3,7 @@
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/graph_dot.h"
+#include "autograd/record.h"
 #include "helpers/test_utils.h"
 
 using namespace ctxpool;
@@ -226,4 +227,15 @@ TEST(Engine, CreateGraphCycleIsBrokenByClearingGrad) {
     x.set_grad(Tensor());
   }
   EXPECT_TRUE(watch.expired());
+}
+
+// A backward that returns a gradient of the wrong size is named in the error (the op is where the
+// mistake is), not only the node that receives it.
+TEST(Engine, WrongSizeGradientNamesTheOpThatMadeIt) {
+  Tensor x = param({3});
+  Tensor y = autograd::record("buggy_op", {x}, ops::mul(x.detach(), x.detach()),
+                              [](const Tensor& g, const autograd::LambdaNode&) {
+                                return std::vector<Tensor>{ops::sum(g).reshape({1})};  // [1], not [3]
+                              });
+  EXPECT_ERROR_WITH(ops::sum(y).backward(), "'buggy_op' returned a gradient for its input 0", "[1]", "[3]");
 }

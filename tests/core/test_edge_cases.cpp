@@ -1,6 +1,8 @@
 // Inputs found by review to need a clear error (or a correct answer) instead of undefined behaviour.
 #include <limits>
 
+#include "core/file_io.h"
+#include "core/parallel.h"
 #include "helpers/test_utils.h"
 
 using namespace ctxpool;
@@ -55,4 +57,20 @@ TEST(EdgeCases, IndicesChangedBeforeBackwardAreCaught) {
   EXPECT_ERROR_WITH(g.sum().backward(), "gather", "modified by an in-place operation");
   EXPECT_ERROR_WITH(ops::scatter_add(zeros({3}), 0, tensor({0.0}, {1, 1}, kInt64), ones({1})), "scatter_add");
   EXPECT_ERROR_WITH(ops::scatter_add(zeros({3, 1}), 0, tensor({0.0}, {1, 1}, kInt64), ones({1})), "scatter_add", "src [1]");
+}
+
+// An explicit thread count (--threads, train.threads) wins over CTXPOOL_NUM_THREADS, which ctest sets
+// to 2 for every test: the environment is applied before, never after, set_num_threads.
+TEST(Threads, ExplicitCountWinsOverTheEnvironment) {
+  set_num_threads(1);
+  EXPECT_EQ(get_num_threads(), 1);
+  set_num_threads(2);
+  EXPECT_EQ(get_num_threads(), 2);
+}
+
+// Reading a device or pipe would never end (/dev/zero) or block; only regular files are read.
+TEST(FileIo, OnlyRegularFilesAreRead) {
+  EXPECT_ERROR_WITH(read_file("/dev/zero"), "/dev/zero", "not a regular file");
+  EXPECT_ERROR_WITH(read_file("/nonexistent/ctxpool"), "does not exist");
+  EXPECT_ERROR_WITH(read_file("/tmp"), "is a directory");
 }

@@ -14,6 +14,7 @@
 #include "models/stop_signal.h"
 #include "models/convnet.h"
 #include "models/progress.h"
+#include "models/train_utils.h"
 #include "models/trainer.h"
 #include "ops/ops.h"
 
@@ -108,9 +109,34 @@ TEST(NonFinite, StopsBeforeTouchingTheWeightsOrSkipsIfAsked) {
     skipper.model().head->bias.fill_(NAN);
   }
   const Tensor w = skipper.model().head->weight.clone();
-  skipper.fit();
-  EXPECT_EQ(skipper.step(), 10);
+  // Every step is skipped, so no weight changes; the poisoned bias is still NaN, so the checkpoint
+  // due after step 8 is refused rather than written over a good one.
+  EXPECT_ERROR_WITH(skipper.fit(), "after step 8", "no longer finite", "no checkpoint written", "ckpt-000006.json'");
+  EXPECT_EQ(skipper.step(), 8);
   EXPECT_EQ(ops::max(ops::abs(ops::sub(w, skipper.model().head->weight))).item(), 0.0);
+  EXPECT_EQ(models::load_checkpoint(run.cfg.train.run_dir).step, 6);
+}
+
+// An update can overflow the weights while the loss and gradient norm were finite: the checkpoint
+// is refused, so "the last good checkpoint" is always good.
+TEST(NonFinite, CheckpointsNeverHoldNonFiniteWeights) {
+  const Tensor ok = ones({2, 3}), bad = from_vector(std::vector<float>{1.f, INFINITY}, {2}, kFloat32);
+  models::check_finite_parameters({ok}, 3, "/nonexistent");
+  EXPECT_ERROR_WITH(models::check_finite_parameters({ok, bad}, 3, "/nonexistent"), "after step 3", "[2]",
+                    "none yet");
+}
+
+// Every sidecar must carry its own checksum: without it an edited step would pass.
+TEST(Checkpoint, SidecarWithoutItsChecksumIsRefused) {
+  models::clear_stop_request();
+  TinyRun run("sidecar_checksum", 2);
+  models::Trainer(run.cfg).fit();
+  const std::string sidecar = run.cfg.train.run_dir + "/ckpt-000002.json";
+  auto j = nlohmann::json::parse(read_file(sidecar));
+  j.erase("sidecar_fnv1a64");
+  j["step"] = 1;
+  write_file_atomic(sidecar, j.dump());
+  EXPECT_ERROR_WITH(models::load_checkpoint(run.cfg.train.run_dir), "no checksum of itself", "refusing");
 }
 
 TEST(NonFinite, TheImageTrainerStopsToo) {
