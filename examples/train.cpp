@@ -17,7 +17,10 @@
 #include "models/image_trainer.h"
 #include "models/stop_signal.h"
 #include "models/trainer.h"
+#include "cuda/cuda_api.h"
+#include "models/train_utils.h"
 #include "nn/parallel/communicator.h"
+#include "nn/parallel/nccl_communicator.h"
 
 using namespace ctxpool;
 
@@ -43,6 +46,7 @@ void usage() {
       "  --set KEY=VALUE      any config value, e.g. --set optim.lr=1e-3 --set model.context_pool.window=8\n"
       "  --distributed        data-parallel over the processes of mpirun (language models; the config's\n"
       "                       batch is split over them): mpirun -np 2 ctxpool-train --config F --distributed\n"
+      "                       with --device cuda, each process takes GPU (local rank mod GPUs), gradients go over NCCL\n"
       "                       CTXPOOL_DIST_TIMEOUT=S stops the job when a collective waits S seconds (600)\n"
       "Ctrl-C (or SIGTERM) stops after the current step with a checkpoint; --resume continues.");
 }
@@ -140,6 +144,9 @@ int main(int argc, char** argv) {
         detail::fail("ctxpool-train: unknown argument '", a, "'");
       }
     }
+    CTXPOOL_CHECK(!(resume && overrides.contains("train") && overrides["train"].value("overwrite", false)),
+                  "ctxpool-train: --resume continues the run in the run directory and --overwrite deletes it; "
+                  "give one of them");
     nlohmann::json config;
     if (!config_path.empty()) {
       config = models::RunConfig::from_file(config_path).to_json();
@@ -157,6 +164,16 @@ int main(int argc, char** argv) {
       CTXPOOL_CHECK(!cfg.model.is_image_model(), "ctxpool-train: --distributed trains language models for now; "
                     "image classifiers train in one process");
       comm = nn::parallel::mpi_world(collective_timeout());
+      if (cfg.train.device.rfind("cuda", 0) == 0) {  // one GPU per process, its gradients over NCCL
+        int device = models::training_device(cfg.train).index;
+        if (cfg.train.device == "cuda") {
+          const int count = cuda::device_count();
+          CTXPOOL_CHECK(count > 0, "ctxpool-train: --device cuda, but ", cuda::device_description(0));
+          device = nn::parallel::local_rank(comm->rank()) % count;
+          cfg.train.device = "cuda:" + std::to_string(device);
+        }
+        comm = nn::parallel::nccl_communicator(comm, device, collective_timeout());
+      }
     }
     if (cfg.model.is_image_model()) return train_image_classifier(cfg, resume);
     const bool writer = !comm || comm->rank() == 0;

@@ -1,4 +1,5 @@
 #include "nn/parallel/communicator.h"
+#include "nn/parallel/nccl_communicator.h"
 
 #include <cstdio>
 #include <cstdlib>
@@ -31,6 +32,30 @@ std::shared_ptr<Communicator> single_process() {
   static const auto group = std::make_shared<SingleProcess>();
   return group;
 }
+
+int local_rank(int rank) {
+  // Open MPI, MPICH / Intel MPI, Slurm, and torchrun-style launchers.
+  for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID", "LOCAL_RANK"}) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') continue;
+    char* end = nullptr;
+    const long parsed = std::strtol(value, &end, 10);
+    CTXPOOL_CHECK(*end == '\0' && parsed >= 0 && parsed < 1 << 20, "distributed: the environment variable ", name,
+                  "='", value, "' is not a local rank");
+    return static_cast<int>(parsed);
+  }
+  return rank;
+}
+
+#ifndef CTXPOOL_WITH_NCCL
+bool built_with_nccl() { return false; }
+
+std::shared_ptr<Communicator> nccl_communicator(std::shared_ptr<Communicator>, int, double) {
+  detail::fail("distributed: this build has no NCCL, so CUDA tensors cannot be exchanged between processes "
+               "(build with the CUDA toolkit and nccl.h; CMake looks beside the toolkit's headers, or set "
+               "CTXPOOL_NCCL_INCLUDE_DIR); train on the CPU (--device cpu) or in one process");
+}
+#endif
 
 #ifndef CTXPOOL_WITH_MPI
 bool built_with_mpi() { return false; }

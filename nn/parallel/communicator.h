@@ -28,6 +28,8 @@ class Communicator {
   // otherwise wait in their next collective).
   [[noreturn]] virtual void abort(const std::string& message) = 0;
   virtual std::string describe() const = 0;  // "MPI, 2 processes" / "1 process"
+  // Whether collectives take tensors on `device` (CPU everywhere; a CUDA device with NCCL).
+  virtual bool supports(const Device& device) const { return device.is_cpu(); }
 };
 
 // The group of this process alone: collectives are no-ops.

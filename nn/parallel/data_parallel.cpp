@@ -31,8 +31,8 @@ void average_gradients(const std::vector<Tensor>& params, Communicator& comm, si
   for (const Tensor& p : params) {
     const Tensor g = p.grad();
     if (!g.defined()) continue;
-    CTXPOOL_CHECK(g.device().is_cpu(), "average_gradients: gradients on ", g.device(),
-                  " need the NCCL path, which is not built yet; CPU tensors only");
+    CTXPOOL_CHECK(comm.supports(g.device()), "average_gradients: gradients on ", g.device(), " cannot go through ",
+                  comm.describe(), " (CUDA tensors need nccl_communicator, on their device)");
     if (!bucket.empty() && (bucket.front().dtype() != g.dtype() || bytes >= bucket_bytes)) flush();
     bucket.push_back(g);
     bytes += g.nbytes();

@@ -46,7 +46,8 @@ struct MpiRuntime {
 MPI_Datatype mpi_type(const Tensor& t, const char* op) {
   CTXPOOL_CHECK(t.defined() && t.device().is_cpu() && t.is_contiguous(), "distributed ", op,
                 ": expected a contiguous CPU tensor, got ", t.defined() ? shape_str(t.sizes()) : "undefined",
-                t.defined() ? detail::str_cat(" on ", t.device()) : "");
+                t.defined() ? detail::str_cat(" on ", t.device()) : "",
+                t.defined() && t.device().is_cuda() ? " (CUDA tensors go through nccl_communicator)" : "");
   if (t.dtype() == kFloat32) return MPI_FLOAT;
   if (t.dtype() == kFloat64) return MPI_DOUBLE;
   if (t.dtype() == kInt64) return MPI_INT64_T;
