@@ -32,6 +32,17 @@ if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
   fi
 fi
 python3 -c "import nvidia.cudnn, os; print('cuDNN (pip):', list(nvidia.cudnn.__path__)[0])" 2>/dev/null || echo "cuDNN: pip package not found"
+# NCCL (tests/cuda/test_nccl.cpp, one rank): the toolkit's, else NVIDIA's pip package (header and library).
+if ! ls /usr/local/cuda/lib64/libnccl.so* >/dev/null 2>&1; then
+  nccl=$(python3 -c "import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])" 2>/dev/null)
+  if [ -n "$nccl" ]; then
+    export LD_LIBRARY_PATH="$nccl/lib:${LD_LIBRARY_PATH:-}"
+    [ -f /usr/local/cuda/include/nccl.h ] || extra+=(-DCTXPOOL_NCCL_INCLUDE_DIR="$nccl/include")
+    echo "NCCL from pip: $nccl"
+  else
+    echo "NCCL: not found (the NCCL tests will skip)"
+  fi
+fi
 
 step "build (build-gpu/, sm_90)"
 [ -f third_party/nlohmann/json.hpp ] || echo "note: third_party/ missing (scripts/vendor_deps.sh); relying on system packages"
@@ -43,7 +54,7 @@ timeout 300 cmake --build build-gpu -j"$(nproc)" --target test_cuda lm_speed > "
   || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
 echo "built"
 
-step "tests/cuda (parity, training, allocator, devices)"
+step "tests/cuda (parity, training, allocator, devices, NCCL with one rank)"
 timeout 240 build-gpu/tests/test_cuda --gtest_output=json:"$OUT/test_cuda.json" > "$OUT/test_cuda.log" 2>&1 || status=1
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran" "$OUT/test_cuda.log" | sort | uniq -c | sort -rn | head -60
 grep -B3 -A12 "Failure" "$OUT/test_cuda.log" | head -120
