@@ -62,10 +62,11 @@ Tensor mean(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = fa
 // Variance with Bessel's correction by default (correction = 1), as torch.var.
 Tensor var(const Tensor& x, const std::vector<int64_t>& dims, bool keepdim = false,
            int64_t correction = 1);
-// Over all elements.
+// Over all elements (an error when x is empty). NaN wins. The gradient is split evenly among the
+// elements equal to the result, as PyTorch does for the full reduction.
 Tensor max(const Tensor& x);
 Tensor min(const Tensor& x);
-// Along one dim: (values, int64 indices of the first maximum/minimum).
+// Along one dim: (values, int64 indices of the first maximum/minimum); the gradient goes to that index.
 std::pair<Tensor, Tensor> max(const Tensor& x, int64_t dim, bool keepdim = false);
 std::pair<Tensor, Tensor> min(const Tensor& x, int64_t dim, bool keepdim = false);
 Tensor argmax(const Tensor& x, int64_t dim, bool keepdim = false);
