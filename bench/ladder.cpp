@@ -98,6 +98,19 @@ int main() {
        },
        [target](const std::vector<Tensor>& in) { return ops::cross_entropy(in[0], target); }, {logits});
 
+  // GELU (tanh) over the MLP's hidden activations, [B*T = 4096, 4d = 512]: written with plain ops
+  // (seven elementwise passes forward, their chain backward) against ops::gelu (one pass forward, one
+  // fused g * gelu'(x) pass backward).
+  auto hidden = randn({4096, 512}).requires_grad_(true);
+  rung("gelu tanh [4096,512]",
+       [](const std::vector<Tensor>& in) {
+         const Tensor& v = in[0];
+         const Tensor cube = ops::mul(ops::mul(v, v), v);
+         const Tensor inner = ops::mul(ops::add(v, ops::mul(cube, scalar_tensor(0.044715))), scalar_tensor(0.7978845608028654));
+         return ops::mul(ops::mul(v, scalar_tensor(0.5)), ops::add(ops::tanh(inner), scalar_tensor(1.0)));
+       },
+       [](const std::vector<Tensor>& in) { return ops::gelu(in[0], "tanh"); }, {hidden});
+
   // ContextPool, the LM's shapes: x [B=16, N=256, d=128], K = 16, causal. The naive version is
   // ops::context_pool1d_reference (a dense [B, N, N] weight matrix built with plain ops).
   const std::vector<Tensor> pool_in{randn({16, 256, 128}).requires_grad_(true), randn({16, 256}).requires_grad_(true),

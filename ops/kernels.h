@@ -33,6 +33,7 @@ enum class UnaryOp {
 };
 enum class BinaryOp {
   Add, Sub, Mul, Div, Pow, Maximum, Minimum,
+  GeluErfBackward, GeluTanhBackward,  // a * gelu'(b): gelu's backward in one pass (floating dtypes only)
   Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd  // these write bool
 };
 

@@ -1,6 +1,8 @@
 // Elementwise CPU kernels: unary math, binary arithmetic and comparisons, where, clamp, copy, fill.
 #include <cmath>
+#include <type_traits>
 
+#include "core/parallel.h"
 #include "ops/cpu/fast_math.h"
 #include "ops/cpu/loops.h"
 #include "ops/kernels.h"
@@ -120,6 +122,32 @@ void unary(UnaryOp op, const Tensor& x, const Tensor& out) {
   CTXPOOL_DISPATCH_FLOAT(x.dtype(), "unary", [&] { unary_typed<scalar_t>(op, x, out); });
 }
 
+// g * gelu'(x) (BinaryOp::Gelu*Backward); the op refuses integer dtypes, which get no code here.
+template <typename T, UnaryOp kGrad>
+void gelu_backward_contiguous(const T* g, const T* x, T* out, int64_t n) {
+  parallel_for(0, n, int64_t(16384), [&](int64_t begin, int64_t end) {
+    for (int64_t j = begin; j < end; ++j) out[j] = g[j] * unary_value(kGrad, x[j]);
+  });
+}
+
+template <typename T>
+void gelu_backward(BinaryOp op, const Tensor& g, const Tensor& x, const Tensor& out) {
+  if constexpr (std::is_floating_point_v<T>) {
+    if (g.is_contiguous() && x.is_contiguous() && out.is_contiguous() && g.sizes() == out.sizes() &&
+        x.sizes() == out.sizes()) {  // the common case, as one flat loop the compiler vectorises
+      if (op == BinaryOp::GeluErfBackward)
+        gelu_backward_contiguous<T, UnaryOp::GeluErfGrad>(base<T>(g), base<T>(x), base<T>(out), out.numel());
+      else
+        gelu_backward_contiguous<T, UnaryOp::GeluTanhGrad>(base<T>(g), base<T>(x), base<T>(out), out.numel());
+      return;
+    }
+    if (op == BinaryOp::GeluErfBackward)
+      run_binary<T, T>(g, x, out, [](T gi, T xi) -> T { return gi * unary_value(UnaryOp::GeluErfGrad, xi); });
+    else
+      run_binary<T, T>(g, x, out, [](T gi, T xi) -> T { return gi * unary_value(UnaryOp::GeluTanhGrad, xi); });
+  }
+}
+
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   if (op == BinaryOp::LogicalAnd) {
     run_binary<uint8_t, uint8_t>(a, b, out, [](uint8_t x, uint8_t y) -> uint8_t { return x && y; });
@@ -138,6 +166,8 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
         return run_binary<T, T>(a, b, out, [](T x, T y) -> T { return (x != x || x > y) ? x : y; });
       case BinaryOp::Minimum:
         return run_binary<T, T>(a, b, out, [](T x, T y) -> T { return (x != x || x < y) ? x : y; });
+      case BinaryOp::GeluErfBackward:
+      case BinaryOp::GeluTanhBackward: return gelu_backward<T>(op, a, b, out);
       case BinaryOp::Eq: return run_binary<T, uint8_t>(a, b, out, [](T x, T y) -> uint8_t { return x == y; });
       case BinaryOp::Ne: return run_binary<T, uint8_t>(a, b, out, [](T x, T y) -> uint8_t { return x != y; });
       case BinaryOp::Lt: return run_binary<T, uint8_t>(a, b, out, [](T x, T y) -> uint8_t { return x < y; });

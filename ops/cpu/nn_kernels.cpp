@@ -229,16 +229,15 @@ void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t igno
     const T* xp = logits.data_ptr<T>();
     T* lp = loss.data_ptr<T>();
     parallel_for(0, n, row_grain(cols), [&](int64_t r0, int64_t r1) {
+      std::vector<T> scratch(static_cast<size_t>(cols));  // the shifted exps, as softmax's (vectorised)
       for (int64_t r = r0; r < r1; ++r) {
         if (tp[r] == ignore_index) {
           lp[r] = 0;
           continue;
         }
         const T* row = xp + r * cols;
-        T mx = row[0];
-        for (int64_t c = 1; c < cols; ++c) mx = std::max(mx, row[c]);
-        double total = 0;
-        for (int64_t c = 0; c < cols; ++c) total += std::exp(static_cast<double>(row[c] - mx));
+        T mx;
+        const double total = exp_shifted(row, scratch.data(), cols, &mx);
         lp[r] = static_cast<T>(std::log(total) + mx - row[tp[r]]);
       }
     });
