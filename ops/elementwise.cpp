@@ -228,7 +228,9 @@ Tensor gelu_derivative(const Tensor& x, bool tanh_approx) {
 namespace {
 // g * gelu'(x), gelu's backward, in one pass over memory (instead of gelu'(x) into a temporary, then
 // a multiply). Differentiable in g under create_graph; its x-derivative (gelu'') is not implemented.
-Tensor gelu_backward(const Tensor& g, const Tensor& x, bool tanh_approx) {
+Tensor gelu_backward(const Tensor& g_in, const Tensor& x, bool tanh_approx) {
+  // The kernels' fast path is flat and contiguous; an expanded gradient (from a sum) is made so first.
+  const Tensor g = g_in.is_contiguous() || g_in.sizes() != x.sizes() ? g_in : contiguous(g_in);
   Tensor out = binary_forward("gelu_backward", tanh_approx ? BinaryOp::GeluTanhBackward : BinaryOp::GeluErfBackward,
                               g, x);
   return record("gelu_backward", {g, x}, out,
