@@ -229,3 +229,13 @@ TEST(Progress, LogLinesCarryElapsedTimeAndEta) {
   EXPECT_EQ(models::elapsed_and_eta(0.0, 0, 10), "elapsed 0:00, ETA ?");
   EXPECT_EQ(models::elapsed_and_eta(3600.0, 1, 1), "elapsed 1:00:00, ETA 1:00:00");
 }
+
+// A run that could never be evaluated is refused before its first step: here the validation split
+// (10% of 40,000 bytes) holds no window of context + 1 = 5,001 bytes.
+TEST(BadInput, ValidationSplitTooShortIsRefusedBeforeTraining) {
+  TinyRun run("short_validation", 2);
+  run.cfg.model.context = 5000;
+  EXPECT_ERROR_WITH(models::Trainer{run.cfg}, "validation split", "fewer than context + 1 = 5001",
+                    "model.context");
+  EXPECT_FALSE(file_exists(run.cfg.train.run_dir + "/latest"));
+}
