@@ -46,7 +46,7 @@ void usage() {
       "  --set KEY=VALUE      any config value, e.g. --set optim.lr=1e-3 --set model.context_pool.window=8\n"
       "  --distributed        data-parallel over the processes of mpirun (language models; the config's\n"
       "                       batch is split over them): mpirun -np 2 ctxpool-train --config F --distributed\n"
-      "                       with --device cuda, each process takes GPU (local rank mod GPUs), gradients go over NCCL\n"
+      "                       with --device cuda, each process takes the GPU of its local rank (one per GPU), NCCL\n"
       "                       CTXPOOL_DIST_TIMEOUT=S stops the job when a collective waits S seconds (600)\n"
       "Ctrl-C (or SIGTERM) stops after the current step with a checkpoint; --resume continues.");
 }
@@ -169,7 +169,11 @@ int main(int argc, char** argv) {
         if (cfg.train.device == "cuda") {
           const int count = cuda::device_count();
           CTXPOOL_CHECK(count > 0, "ctxpool-train: --device cuda, but ", cuda::device_description(0));
-          device = nn::parallel::local_rank(comm->rank()) % count;
+          const int local = nn::parallel::local_rank(comm->rank());
+          // NCCL does not support two ranks on one GPU (it may hang): one process per GPU at most.
+          CTXPOOL_CHECK(local < count, "ctxpool-train: --distributed --device cuda: this machine runs more "
+                        "processes than its ", count, " GPU(s) (local rank ", local, "); start at most one per GPU");
+          device = local;
           cfg.train.device = "cuda:" + std::to_string(device);
         }
         comm = nn::parallel::nccl_communicator(comm, device, collective_timeout());
