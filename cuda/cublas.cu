@@ -1,13 +1,12 @@
 #include "cuda/cublas.h"
 
-#include <dlfcn.h>
-
 #include <atomic>
 #include <mutex>
 #include <string>
 #include <vector>
 
 #include "cuda/check.h"
+#include "cuda/dynamic_library.h"
 
 namespace ctxpool::cuda {
 
@@ -15,35 +14,20 @@ namespace {
 
 std::atomic<bool> g_allow_tf32{false};
 
-// dlsym with the error that names the symbol and the library.
-template <typename Fn>
-void resolve(void* lib, const char* symbol, const std::string& lib_name, Fn& out) {
-  void* p = dlsym(lib, symbol);
-  CTXPOOL_CHECK(p != nullptr, "cuBLAS: ", lib_name, " has no ", symbol, " (", dlerror(), ")");
-  out = reinterpret_cast<Fn>(p);
-}
-
 CublasApi load_cublas() {
-  // The major version this code was compiled against (its ABI): from the loader's search path
-  // (LD_LIBRARY_PATH first), else from the toolkit the build found.
-  const std::string versioned = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
-  std::string name = versioned;
-  void* lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-  if (lib == nullptr) {
-    const std::string first_error = dlerror();
-    name = std::string(CTXPOOL_CUDA_LIBRARY_DIR) + "/" + versioned;
-    lib = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
-    CTXPOOL_CHECK(lib != nullptr, "cuBLAS could not be loaded: ", first_error, "; nor from ", name, " (",
-                  dlerror(), "): install the CUDA toolkit's cuBLAS or put its directory on LD_LIBRARY_PATH");
-  }
+  // The major version this code was compiled against (its ABI).
+  std::string name;
+  void* lib = open_cuda_library("libcublas.so." + std::to_string(CUBLAS_VER_MAJOR), "cuBLAS",
+                                "install the CUDA toolkit's cuBLAS or put its directory on LD_LIBRARY_PATH", &name);
+  const auto resolve = [&](const char* symbol, auto& out) { resolve_symbol(lib, symbol, "cuBLAS", name, out); };
   CublasApi api{};
-  resolve(lib, "cublasCreate_v2", name, api.create);
-  resolve(lib, "cublasSetStream_v2", name, api.set_stream);
-  resolve(lib, "cublasSetMathMode", name, api.set_math_mode);
-  resolve(lib, "cublasSgemmStridedBatched", name, api.sgemm_strided_batched);
-  resolve(lib, "cublasDgemmStridedBatched", name, api.dgemm_strided_batched);
-  resolve(lib, "cublasGetStatusName", name, api.status_name);
-  resolve(lib, "cublasGetStatusString", name, api.status_string);
+  resolve("cublasCreate_v2", api.create);
+  resolve("cublasSetStream_v2", api.set_stream);
+  resolve("cublasSetMathMode", api.set_math_mode);
+  resolve("cublasSgemmStridedBatched", api.sgemm_strided_batched);
+  resolve("cublasDgemmStridedBatched", api.dgemm_strided_batched);
+  resolve("cublasGetStatusName", api.status_name);
+  resolve("cublasGetStatusString", api.status_string);
   return api;  // the library stays open for the life of the process
 }
 
