@@ -44,7 +44,7 @@ void usage() {
       "  --resume             continue from the run directory's latest checkpoint\n"
       "  --overwrite          start afresh in a run directory that holds a run (deletes its checkpoints)\n"
       "  --set KEY=VALUE      any config value, e.g. --set optim.lr=1e-3 --set model.context_pool.window=8\n"
-      "  --distributed        data-parallel over the processes of mpirun (language models; the config's\n"
+      "  --distributed        data-parallel over the processes of mpirun (the config's\n"
       "                       batch is split over them): mpirun -np 2 ctxpool-train --config F --distributed\n"
       "                       with --device cuda, each process takes the GPU of its local rank (one per GPU), NCCL\n"
       "                       CTXPOOL_DIST_TIMEOUT=S stops the job when a collective waits S seconds (600)\n"
@@ -80,21 +80,27 @@ void set_override(nlohmann::json& overrides, const std::string& assignment) {
   (*node)[key.substr(start)] = value;
 }
 
-int train_image_classifier(const models::RunConfig& cfg, bool resume) {
-  models::ImageTrainer trainer(cfg, resume);
+int train_image_classifier(const models::RunConfig& cfg, bool resume,
+                           const std::shared_ptr<nn::parallel::Communicator>& comm) {
+  const bool writer = !comm || comm->rank() == 0;
+  models::ImageTrainer trainer(cfg, resume, comm);
   if (trainer.step() >= cfg.train.steps) {
-    std::printf("%s is already trained (%lld steps); evaluating it\n", cfg.train.run_dir.c_str(),
-                static_cast<long long>(trainer.step()));
-    const models::Accuracy val = trainer.evaluate_validation(), test = trainer.evaluate_test();
-    std::printf("final val_acc %.4f test_acc %.4f (the last weights)\n", val.acc, test.acc);
+    if (writer)
+      std::printf("%s is already trained (%lld steps); evaluating it\n", cfg.train.run_dir.c_str(),
+                  static_cast<long long>(trainer.step()));
+    const models::Accuracy val = trainer.evaluate_validation(), test = trainer.evaluate_test();  // (collectives)
+    if (writer) std::printf("final val_acc %.4f test_acc %.4f (the last weights)\n", val.acc, test.acc);
     return 0;
   }
-  if (trainer.step() > 0) std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
+  if (trainer.step() > 0 && writer)
+    std::printf("resuming %s at step %lld\n", cfg.train.run_dir.c_str(), static_cast<long long>(trainer.step()));
   const double acc = trainer.fit();
   if (models::stop_requested()) return 130;  // stopped by Ctrl-C / SIGTERM, checkpoint written
-  if (!std::isnan(acc)) std::printf("final val_acc %.4f\n", acc);
-  if (!std::isnan(trainer.test_result().acc)) std::printf("test_acc %.4f\n", trainer.test_result().acc);
-  std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
+  if (writer) {
+    if (!std::isnan(acc)) std::printf("final val_acc %.4f\n", acc);
+    if (!std::isnan(trainer.test_result().acc)) std::printf("test_acc %.4f\n", trainer.test_result().acc);
+    std::printf("run directory: %s\n", cfg.train.run_dir.c_str());
+  }
   return 0;
 }
 
@@ -161,8 +167,6 @@ int main(int argc, char** argv) {
     if (!config_path.empty()) cfg.data.base_dir = std::filesystem::path(config_path).parent_path().string();
 
     if (distributed) {
-      CTXPOOL_CHECK(!cfg.model.is_image_model(), "ctxpool-train: --distributed trains language models for now; "
-                    "image classifiers train in one process");
       comm = nn::parallel::mpi_world(collective_timeout());
       if (cfg.train.device.rfind("cuda", 0) == 0) {  // one GPU per process, its gradients over NCCL
         int device = models::training_device(cfg.train).index;
@@ -179,7 +183,7 @@ int main(int argc, char** argv) {
         comm = nn::parallel::nccl_communicator(comm, device, collective_timeout());
       }
     }
-    if (cfg.model.is_image_model()) return train_image_classifier(cfg, resume);
+    if (cfg.model.is_image_model()) return train_image_classifier(cfg, resume, comm);
     const bool writer = !comm || comm->rank() == 0;
     models::Trainer trainer(cfg, resume, comm);
     if (trainer.step() >= cfg.train.steps) {

@@ -15,6 +15,8 @@
 #include "nn/data/cifar10.h"
 #include "nn/data/prefetcher.h"
 #include "nn/optim/schedule.h"
+#include "nn/parallel/data_parallel.h"
+#include "nn/parallel/sync_batch_norm.h"
 #include "nn/serialize.h"
 #include "ops/ops.h"
 
@@ -35,7 +37,8 @@ ImageData load_image_data(const DataConfig& data) {
           load("test"), dir};
 }
 
-ImageTrainer::ImageTrainer(const RunConfig& config, bool resume) : config_(config) {
+ImageTrainer::ImageTrainer(const RunConfig& config, bool resume, std::shared_ptr<nn::parallel::Communicator> comm)
+    : config_(config), comm_(comm ? std::move(comm) : nn::parallel::single_process()) {
   CTXPOOL_CHECK(config_.model.is_image_model(), "ImageTrainer: model.type \"", config_.model.type, "\" is not an "
                 "image classifier (vit, convnet); language models train with Trainer");
   data_ = load_image_data(config_.data);
@@ -43,8 +46,9 @@ ImageTrainer::ImageTrainer(const RunConfig& config, bool resume) : config_(confi
   setup(resume);
 }
 
-ImageTrainer::ImageTrainer(const RunConfig& config, ImageData data, bool resume)
-    : config_(config), data_(std::move(data)) {
+ImageTrainer::ImageTrainer(const RunConfig& config, ImageData data, bool resume,
+                           std::shared_ptr<nn::parallel::Communicator> comm)
+    : config_(config), comm_(comm ? std::move(comm) : nn::parallel::single_process()), data_(std::move(data)) {
   CTXPOOL_CHECK(config_.model.is_image_model(), "ImageTrainer: model.type \"", config_.model.type, "\" is not an "
                 "image classifier (vit, convnet); language models train with Trainer");
   setup(resume);
@@ -93,26 +97,39 @@ void ImageTrainer::setup(bool resume) {
                 " exceeds the ", data_.train.size(), " training images");
 
   device_ = training_device(config_.train);
+  check_distributed_config(config_, *comm_, device_);
   manual_seed(config_.train.seed);  // model initialisation (on the CPU, so every device starts alike) and dropout
   model_ = make_image_classifier(config_.model);
   model_->to(device_);
+  if (comm_->size() > 1) nn::parallel::convert_sync_batch_norm(*model_, comm_);  // the whole batch's statistics
   optimizer_ = make_optimizer(config_.optim, *model_);
 
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
-  prepare_run_dir(config_.train, resume);  // with resume and no checkpoint yet: a fresh start there
-  const nlohmann::json info = {{"parameters", model_->num_parameters()},
-                               {"flops_per_image", model_->flops_per_image()},
-                               {"model", config_.to_json()["model"]}};
-  write_file_atomic(config_.train.run_dir + "/model.json", info.dump(2) + "\n");
+  if (is_writer()) {
+    prepare_run_dir(config_.train, resume);  // with resume and no checkpoint yet: a fresh start there
+    const nlohmann::json info = {{"parameters", model_->num_parameters()},
+                                 {"flops_per_image", model_->flops_per_image()},
+                                 {"model", config_.to_json()["model"]}};
+    write_file_atomic(config_.train.run_dir + "/model.json", info.dump(2) + "\n");
+  }
   if (ckpt) {
     try {
       restore(*ckpt);
     } catch (const nlohmann::json::exception& e) {
       detail::fail("resume: the checkpoint in '", config_.train.run_dir, "' has a malformed sidecar: ", e.what());
     }
-  } else {
+  } else if (is_writer()) {
     write_file_atomic(metrics_path_, "");
   }
+  // One model on every process, from one checkpoint in one run directory that all of them see;
+  // rank 0's weights and statistics everywhere, and no process starts before rank 0 has prepared it.
+  check_same_start(*comm_, step_, config_.train.run_dir);
+  nn::parallel::broadcast_parameters(model_->parameters(), *comm_);
+  std::vector<Tensor> statistics;
+  for (const auto& [name, b] : model_->named_buffers())
+    if (b.dtype() == kFloat32 || b.dtype() == kFloat64) statistics.push_back(b);
+  nn::parallel::broadcast_parameters(statistics, *comm_);
+  comm_->barrier();
 }
 
 void ImageTrainer::restore(const Checkpoint& ckpt) {
@@ -123,7 +140,7 @@ void ImageTrainer::restore(const Checkpoint& ckpt) {
   const auto& rng = side.at("rng").at("default");
   default_generator().set_state(rng.at("seed"), rng.at("offset"));
   step_ = ckpt.step;
-  truncate_metrics(metrics_path_, step_);
+  if (is_writer()) truncate_metrics(metrics_path_, step_);  // later lines will be redone
   const std::string best_path = config_.train.run_dir + "/best.json";
   if (config_.train.keep_best && file_exists(best_path)) {
     const auto best = nlohmann::json::parse(read_file(best_path), nullptr, false);
@@ -172,36 +189,47 @@ Accuracy ImageTrainer::evaluate(const nn::data::ImageSet& split) {
   CTXPOOL_CHECK(split.size() > 0, "evaluate: the split has no images");
   const bool was_training = model_->is_training();
   model_->eval();
-  double loss = 0;
-  int64_t correct = 0;
+  double loss = 0, correct = 0;
+  // With several processes, each takes every size-th batch of images, and the sums are added up.
   const int64_t batch = config_.train.eval_batch_size;
-  for (int64_t first = 0; first < split.size(); first += batch) {
+  for (int64_t first = comm_->rank() * batch; first < split.size(); first += batch * comm_->size()) {
     std::vector<int64_t> idx(std::min(batch, split.size() - first));
     for (size_t i = 0; i < idx.size(); ++i) idx[i] = first + static_cast<int64_t>(i);
     const auto b = nn::data::make_image_batch(split, idx, transform_, false, 0, 0);
     const Tensor logits = model_->forward(b.images.to(device_));
     const Tensor labels = b.labels.to(device_);
     loss += ops::cross_entropy(logits, labels, -100, ops::Reduction::Sum).to(kFloat64).item();
-    correct += static_cast<int64_t>(ops::sum(ops::eq(ops::argmax(logits, 1), labels).to(kInt64)).item());
+    correct += ops::sum(ops::eq(ops::argmax(logits, 1), labels).to(kInt64)).item();
+  }
+  if (comm_->size() > 1) {
+    const Tensor sums = from_vector(std::vector<double>{loss, correct}, {2}, kFloat64);
+    comm_->all_reduce_sum(sums);
+    loss = sums.to_vector<double>()[0];
+    correct = sums.to_vector<double>()[1];
   }
   model_->train(was_training);
-  return {loss / static_cast<double>(split.size()), static_cast<double>(correct) / static_cast<double>(split.size())};
+  return {loss / static_cast<double>(split.size()), correct / static_cast<double>(split.size())};
 }
 
-// Batch `step mod B` of epoch `step / B`. `order` caches the current epoch's batches (the prefetch
-// thread is the only caller while training runs).
+// Batch `step mod B` of epoch `step / B`, or this process's rows of it. `order` caches the current
+// epoch's batches (the prefetch thread is the only caller while training runs).
 nn::data::ImageSet ImageTrainer::training_batch(int64_t step, std::vector<std::vector<int64_t>>& order,
                                                 int64_t& order_epoch) const {
   const int64_t per_epoch = loader_->num_batches(), epoch = step / per_epoch;
   if (epoch != order_epoch) order = loader_->epoch(epoch), order_epoch = epoch;
-  return nn::data::make_image_batch(data_.train, order[step % per_epoch], transform_, true,
-                                    config_.train.seed, static_cast<uint64_t>(step));
+  const std::vector<int64_t>& batch = order[step % per_epoch];
+  const int64_t per_process = static_cast<int64_t>(batch.size()) / comm_->size(), first = comm_->rank() * per_process;
+  const std::vector<int64_t> mine(batch.begin() + first, batch.begin() + first + per_process);
+  return nn::data::make_image_batch(data_.train, mine, transform_, true, config_.train.seed,
+                                    static_cast<uint64_t>(step), first);
 }
 
 void ImageTrainer::finish_with_test() {
   const bool best = config_.train.keep_best && best_step_ > 0;
+  comm_->barrier();  // rank 0 has written the best weights
   if (best) load_best();
-  test_ = evaluate_test();
+  test_ = evaluate_test();  // (a collective: every process evaluates its share)
+  if (!is_writer()) return;
   const int64_t from = best ? best_step_ : step_;
   append_metrics(metrics_path_, {{"step", step_}, {"test_loss", test_.loss}, {"test_acc", test_.acc},
                                  {"test_weights_step", from}});
@@ -221,24 +249,28 @@ double ImageTrainer::fit() {
   double last_val = NAN, interval_ms = 0, interval_loss = 0;
   BestValidation seen_best{true};  // among this fit()'s evaluations (keep_best tracks it across resumes)
   int64_t interval_n = 0;
-  std::printf("model: %s, %lld parameters, %.2f MFLOPs per image (forward); data%s%s%s: %lld train / %lld "
-              "validation / %lld test images, %lld batches of %lld per epoch; %d thread%s; device %s\n",
-              model_->type_name().c_str(), static_cast<long long>(model_->num_parameters()),
-              model_->flops_per_image() / 1e6, data_.source.empty() ? "" : " '", data_.source.c_str(),
-              data_.source.empty() ? "" : "'", static_cast<long long>(data_.train.size()),
-              static_cast<long long>(data_.validation.size()), static_cast<long long>(data_.test.size()),
-              static_cast<long long>(per_epoch), static_cast<long long>(t.batch_size), get_num_threads(),
-              get_num_threads() == 1 ? "" : "s", t.device.c_str());
+  const bool writer = is_writer();
+  if (writer)
+    std::printf("model: %s, %lld parameters, %.2f MFLOPs per image (forward); data%s%s%s: %lld train / %lld "
+                "validation / %lld test images, %lld batches of %lld per epoch; %d thread%s; device %s%s\n",
+                model_->type_name().c_str(), static_cast<long long>(model_->num_parameters()),
+                model_->flops_per_image() / 1e6, data_.source.empty() ? "" : " '", data_.source.c_str(),
+                data_.source.empty() ? "" : "'", static_cast<long long>(data_.train.size()),
+                static_cast<long long>(data_.validation.size()), static_cast<long long>(data_.test.size()),
+                static_cast<long long>(per_epoch), static_cast<long long>(t.batch_size), get_num_threads(),
+                get_num_threads() == 1 ? "" : "s", t.device.c_str(),
+                comm_->size() > 1 ? ("; data-parallel over " + comm_->describe()).c_str() : "");
   std::vector<std::vector<int64_t>> order;
   int64_t order_epoch = -1;
   nn::data::Prefetcher<nn::data::ImageSet> batches(
       [&](int64_t s) { return training_batch(s, order, order_epoch); }, step_);
-  ProgressBar bar(t.steps, step_);
+  ProgressBar bar(t.steps, step_, writer);
   StopSignalGuard signals;  // Ctrl-C / SIGTERM: finish the step, checkpoint, stop
+  bool stop = false;        // agreed by every process, so that all stop after the same step
   const auto start = std::chrono::steady_clock::now();
   profile::StepProfile step_profile;
   model_->train();
-  while (step_ < end && !stop_requested()) {
+  while (step_ < end && !stop) {
     const auto t0 = std::chrono::steady_clock::now();
     const double lr = schedule(step_);
     optimizer_->set_lr(lr);
@@ -248,16 +280,19 @@ double ImageTrainer::fit() {
     const Tensor aux = model_->auxiliary_loss();
     optimizer_->zero_grad();
     (aux.defined() ? ops::add(loss, aux) : loss).backward();
+    nn::parallel::average_gradients(params, *comm_);
     const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
                                                     : nn::optim::grad_norm(params);
-    const double train_loss = loss.item();
+    const StepAgreement agreed = agree_on_step(*comm_, loss.item(), stop_requested());  // the whole batch's loss
+    const double train_loss = agreed.loss;
+    stop = agreed.stop;
     const bool finite = std::isfinite(train_loss) && std::isfinite(norm);
     if (!finite && !t.skip_nonfinite) fail_nonfinite(step_ + 1, train_loss, norm, config_.train.run_dir);
     if (finite) optimizer_->step();
     ++step_;
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     step_profile.after_step(ms);  // CTXPOOL_PROFILE=1
-    if (!finite) std::printf("\nstep %lld: non-finite loss or gradient norm, step skipped\n", static_cast<long long>(step_));
+    if (!finite && writer) std::printf("\nstep %lld: non-finite loss or gradient norm, step skipped\n", static_cast<long long>(step_));
     nlohmann::json record = {{"step", step_}, {"epoch", static_cast<double>(step_) / static_cast<double>(per_epoch)},
                              {"train_loss", train_loss}, {"lr", lr}, {"grad_norm", norm}, {"ms_per_step", ms},
                              {"images_per_s", static_cast<double>(t.batch_size) / (ms / 1000.0)}};
@@ -268,7 +303,7 @@ double ImageTrainer::fit() {
     char status[96];
     std::snprintf(status, sizeof status, "loss %.4f  lr %.2e", train_loss, lr);
     bar.update(step_, status);
-    if (step_ % t.log_interval == 0 || step_ == end) {
+    if (writer && (step_ % t.log_interval == 0 || step_ == end)) {
       bar.finish();
       for (const auto& [key, value] : model_->diagnostics()) record[key] = value;
       const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -288,25 +323,31 @@ double ImageTrainer::fit() {
       seen_best.offer(val.acc, step_);
       record["val_loss"] = val.loss;
       record["val_acc"] = val.acc;
-      if (t.keep_best && !(val.acc <= best_val_)) save_best(val.acc);  // also when best_val_ is NaN
-      std::printf("step %6lld | val_acc %.4f | val_loss %.4f | %.0f s\n", static_cast<long long>(step_), val.acc,
+      if (t.keep_best && !(val.acc <= best_val_)) {  // also when best_val_ is NaN
+        if (writer) save_best(val.acc);
+        best_val_ = val.acc;
+        best_step_ = step_;
+      }
+      if (writer)
+        std::printf("step %6lld | val_acc %.4f | val_loss %.4f | %.0f s\n", static_cast<long long>(step_), val.acc,
                   val.loss, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       std::fflush(stdout);
     }
     if (!finite) record["skipped"] = true;
-    append_metrics(metrics_path_, record);
+    if (writer) append_metrics(metrics_path_, record);
+    if (comm_->size() == 1) stop = stop || stop_requested();  // (a signal during the evaluation)
     const bool periodic = (t.checkpoint_interval > 0 && step_ % t.checkpoint_interval == 0) || step_ == end;
-    if (periodic || stop_requested()) save_checkpoint(last_val);
-    if (stop_requested()) {
+    if (writer && (periodic || stop)) save_checkpoint(last_val);
+    if (stop) {
       bar.finish();
-      report_stopped(step_, t.steps, t.run_dir);
+      if (writer) report_stopped(step_, t.steps, t.run_dir);
       break;
     }
   }
   bar.finish();
-  step_profile.report(std::cerr);
+  if (writer) step_profile.report(std::cerr);
   if (step_ == t.steps && step_ > first_step) finish_with_test();
-  if (step_ > first_step && !stop_requested()) {
+  if (writer && step_ > first_step && !stop) {
     const double minutes = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / 60.0;
     if (t.keep_best && best_step_ > 0) seen_best = BestValidation{true, best_val_, best_step_};  // across resumes
     char test[64] = "";

@@ -5,6 +5,12 @@
 // best validation accuracy (train.keep_best) or of the last ones, written to metrics.jsonl as test_acc.
 // Step s trains batch s mod B of epoch s / B (B batches per epoch): the data order and augmentation
 // depend on the seed and the step only.
+//
+// With a communicator of N > 1 processes (nn/parallel/communicator.h), the N processes train one
+// model as the language-model Trainer does: each trains on its 1/N of every global batch (the same
+// images and augmentation as one process would use), gradients are averaged, batch normalisation uses
+// the whole batch's statistics (nn/parallel/sync_batch_norm.h), evaluation images are split over the
+// processes, and only rank 0 prints and writes files. So N processes take one process's steps.
 #pragma once
 #include <cmath>
 #include <memory>
@@ -18,6 +24,7 @@
 #include "nn/data/data_loader.h"
 #include "nn/data/image_batch.h"
 #include "nn/optim/optimizer.h"
+#include "nn/parallel/communicator.h"
 
 namespace ctxpool::models {
 
@@ -39,9 +46,11 @@ struct Accuracy {
 class ImageTrainer {
  public:
   // With resume, continues from the latest checkpoint in config.train.run_dir (if there is one).
-  explicit ImageTrainer(const RunConfig& config, bool resume = false);
+  explicit ImageTrainer(const RunConfig& config, bool resume = false,
+                        std::shared_ptr<nn::parallel::Communicator> comm = nullptr);
   // The same on given data (tests; datasets that have no loader): images float32 [N, C, H, W].
-  ImageTrainer(const RunConfig& config, ImageData data, bool resume = false);
+  ImageTrainer(const RunConfig& config, ImageData data, bool resume = false,
+               std::shared_ptr<nn::parallel::Communicator> comm = nullptr);
 
   // Trains up to train.steps (or train.stop_after more, with a checkpoint); on reaching train.steps
   // also measures the test accuracy (test_result()). Returns the last validation accuracy.
@@ -68,8 +77,10 @@ class ImageTrainer {
   void restore(const Checkpoint& ckpt);
   void save_best(double val_acc);
   void finish_with_test();
+  bool is_writer() const { return comm_->rank() == 0; }  // rank 0 prints, logs and checkpoints
 
   RunConfig config_;
+  std::shared_ptr<nn::parallel::Communicator> comm_;
   Device device_;
   ImageData data_;
   nn::data::ImageTransform transform_;

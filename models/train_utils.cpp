@@ -162,4 +162,34 @@ void report_stopped(int64_t step, int64_t steps, const std::string& run_dir) {
   std::fflush(stdout);
 }
 
+void check_distributed_config(const RunConfig& config, const nn::parallel::Communicator& comm, const Device& device) {
+  if (comm.size() == 1) return;
+  CTXPOOL_CHECK(comm.supports(device), "distributed: training on ", device, " across processes needs a communicator "
+                "for that device, not ", comm.describe(), " (CUDA: nn::parallel::nccl_communicator, which "
+                "ctxpool-train --distributed uses for a CUDA device)");
+  CTXPOOL_CHECK(config.train.batch_size % comm.size() == 0, "distributed: train.batch_size ", config.train.batch_size,
+                " does not split evenly over ", comm.size(), " processes");
+  // Every process would draw the same dropout masks (one seed): the shards would not add up to one
+  // process's step, and the masks would be correlated across the batch.
+  CTXPOOL_CHECK(config.model.dropout == 0.0, "distributed: model.dropout ", config.model.dropout,
+                " is not supported across processes yet (set it to 0)");
+}
+
+void check_same_start(nn::parallel::Communicator& comm, int64_t step, const std::string& run_dir) {
+  if (comm.size() == 1) return;
+  const Tensor steps = scalar_tensor(static_cast<double>(step), kFloat64).reshape({1});
+  comm.all_reduce_sum(steps);
+  CTXPOOL_CHECK(steps.item() == static_cast<double>(step) * comm.size(), "distributed: the processes start at "
+                "different steps (this one at ", step, "): the run directory '", run_dir, "' must be one directory "
+                "that every process sees (a shared file system across machines)");
+}
+
+StepAgreement agree_on_step(nn::parallel::Communicator& comm, double loss, bool stop) {
+  if (comm.size() == 1) return {loss, stop};
+  const Tensor shared = from_vector(std::vector<double>{loss, stop ? 1.0 : 0.0}, {2}, kFloat64);
+  comm.all_reduce_sum(shared);
+  const std::vector<double> v = shared.to_vector<double>();
+  return {v[0] / comm.size(), v[1] > 0};
+}
+
 }  // namespace ctxpool::models

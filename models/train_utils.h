@@ -12,6 +12,7 @@
 #include "models/config.h"
 #include "nn/module.h"
 #include "nn/optim/optimizer.h"
+#include "nn/parallel/communicator.h"
 
 namespace ctxpool::models {
 
@@ -65,5 +66,20 @@ void report_done(int64_t first_step, int64_t step, int64_t steps, double minutes
                  double final_value, const BestValidation& best, const std::string& extra, const std::string& run_dir);
 
 void report_stopped(int64_t step, int64_t steps, const std::string& run_dir);
+
+// ---- data parallelism (nn/parallel), as both trainers do it ----
+// A config that cannot train across comm's processes on `device`: a clear error (no communicator for
+// the device, a batch that does not split evenly, dropout).
+void check_distributed_config(const RunConfig& config, const nn::parallel::Communicator& comm, const Device& device);
+// Every process must start at the same step (resumed from one checkpoint in one shared run
+// directory): a clear error otherwise.
+void check_same_start(nn::parallel::Communicator& comm, int64_t step, const std::string& run_dir);
+// The mean over the processes of `loss` (each its shard's mean: together the whole batch's), and
+// whether any process was asked to stop. One collective; with one process, the values as given.
+struct StepAgreement {
+  double loss = NAN;
+  bool stop = false;
+};
+StepAgreement agree_on_step(nn::parallel::Communicator& comm, double loss, bool stop);
 
 }  // namespace ctxpool::models

@@ -72,15 +72,7 @@ Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::paral
                 config_.model.vocab_size, " but the corpus has ", corpus_.vocab_size(), " distinct bytes");
 
   device_ = training_device(config_.train);
-  CTXPOOL_CHECK(comm_->size() == 1 || comm_->supports(device_), "distributed: training on ", device_,
-                " across processes needs a communicator for that device, not ", comm_->describe(),
-                " (CUDA: nn::parallel::nccl_communicator, which ctxpool-train --distributed uses for a CUDA device)");
-  CTXPOOL_CHECK(config_.train.batch_size % comm_->size() == 0, "distributed: train.batch_size ",
-                config_.train.batch_size, " does not split evenly over ", comm_->size(), " processes");
-  // Every process draws the same dropout masks (one seed), so the shards would not add up to one
-  // process's step, and the masks would be correlated across the batch.
-  CTXPOOL_CHECK(comm_->size() == 1 || config_.model.dropout == 0.0, "distributed: model.dropout ",
-                config_.model.dropout, " is not supported across processes yet (set it to 0)");
+  check_distributed_config(config_, *comm_, device_);
   manual_seed(config_.train.seed);  // model initialisation (on the CPU, so every device starts alike) and dropout
   model_ = std::make_shared<TransformerLM>(config_.model);  // in model.dtype
   model_->to(device_);
@@ -107,13 +99,7 @@ Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::paral
   }
   // Every process must have resumed from the same checkpoint: they read it from the run directory, which
   // is therefore one directory that all of them see (on several machines: a shared file system).
-  if (comm_->size() > 1) {
-    const Tensor steps = scalar_tensor(static_cast<double>(step_), kFloat64).reshape({1});
-    comm_->all_reduce_sum(steps);
-    CTXPOOL_CHECK(steps.item() == static_cast<double>(step_) * comm_->size(), "distributed: the processes start "
-                  "at different steps (this one at ", step_, "): the run directory '", config_.train.run_dir,
-                  "' must be one directory that every process sees (a shared file system across machines)");
-  }
+  check_same_start(*comm_, step_, config_.train.run_dir);
   // One model: rank 0's weights everywhere (equal already, from one seed or one checkpoint; this makes
   // it certain), and no process starts before rank 0 has prepared the run directory.
   nn::parallel::broadcast_parameters(model_->parameters(), *comm_);
@@ -262,12 +248,9 @@ double Trainer::fit() {
                                                     : nn::optim::grad_norm(params);
     double train_loss = loss.item();
     stop = stop_requested();
-    if (comm_->size() > 1) {  // the whole batch's loss, and a stop if any process was asked to stop
-      const Tensor shared = from_vector(std::vector<double>{train_loss, stop ? 1.0 : 0.0}, {2}, kFloat64);
-      comm_->all_reduce_sum(shared);
-      train_loss = shared.to_vector<double>()[0] / comm_->size();
-      stop = shared.to_vector<double>()[1] > 0;
-    }
+    const StepAgreement agreed = agree_on_step(*comm_, train_loss, stop);  // the whole batch's loss; any stop
+    train_loss = agreed.loss;
+    stop = agreed.stop;
     const bool finite = std::isfinite(train_loss) && std::isfinite(norm);
     if (!finite && !t.skip_nonfinite) fail_nonfinite(step_ + 1, train_loss, norm, config_.train.run_dir);
     if (finite) {

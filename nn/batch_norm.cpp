@@ -1,6 +1,7 @@
 #include "nn/batch_norm.h"
 
 #include "autograd/grad_mode.h"
+#include "nn/parallel/sync_batch_norm.h"
 #include "ops/ops.h"
 
 namespace ctxpool::nn {
@@ -27,7 +28,10 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   const bool update = is_training() && options.track_running_stats;
   double momentum = options.momentum.value_or(0.0);
   if (update && !options.momentum) momentum = 1.0 / static_cast<double>(num_batches_tracked.item<int64_t>() + 1);
-  Tensor y = ops::batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, options.eps);
+  const bool synced = use_batch_stats && communicator && communicator->size() > 1;
+  Tensor y = synced ? parallel::sync_batch_norm(x, running_mean, running_var, weight, bias, momentum, options.eps,
+                                                communicator)
+                    : ops::batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum, options.eps);
   if (update) {
     autograd::NoGradGuard no_grad;
     num_batches_tracked.add_(ops::scalar_like(1, num_batches_tracked));

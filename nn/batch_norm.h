@@ -2,10 +2,17 @@
 // statistics while training (which also update the running ones) and the running statistics in
 // eval mode. weight (ones) and bias (zeros) are parameters; running_mean (zeros), running_var (ones)
 // and num_batches_tracked (int64, 0) are buffers, so they are in state_dict and follow to(device).
+// With a communicator of several processes (data parallelism), training uses the statistics of every
+// process's batch together, as torch.nn.SyncBatchNorm (nn/parallel/sync_batch_norm.h).
 #pragma once
+#include <memory>
 #include <optional>
 
 #include "nn/module.h"
+
+namespace ctxpool::nn::parallel {
+class Communicator;
+}
 
 namespace ctxpool::nn {
 
@@ -29,6 +36,8 @@ class BatchNorm2d : public Module {
   Tensor running_mean, running_var, num_batches_tracked;  // undefined unless track_running_stats
   int64_t num_features;
   BatchNormOptions options;
+  // Set by nn::parallel::convert_sync_batch_norm; null (or one process): this process's batch alone.
+  std::shared_ptr<parallel::Communicator> communicator;
 };
 
 }  // namespace ctxpool::nn

@@ -45,7 +45,7 @@ void channel_stats(const Tensor& images, std::vector<float>& mean, std::vector<f
 }
 
 ImageSet make_image_batch(const ImageSet& set, const std::vector<int64_t>& indices, const ImageTransform& t,
-                          bool augment, uint64_t seed, uint64_t stream) {
+                          bool augment, uint64_t seed, uint64_t stream, int64_t first_position) {
   check_set(set, "make_image_batch");
   const int64_t total = set.size(), c = set.images.sizes()[1], h = set.images.sizes()[2], w = set.images.sizes()[3];
   const int64_t n = static_cast<int64_t>(indices.size()), pad = augment ? t.crop_padding : 0;
@@ -54,14 +54,17 @@ ImageSet make_image_batch(const ImageSet& set, const std::vector<int64_t>& indic
                 t.std.size());
   for (float s : t.std) CTXPOOL_CHECK(s > 0, "make_image_batch: a channel std is ", s, " (must be positive)");
   CTXPOOL_CHECK(pad >= 0, "make_image_batch: crop_padding must be >= 0, got ", pad);
+  CTXPOOL_CHECK(first_position >= 0, "make_image_batch: first_position must be >= 0, got ", first_position);
 
-  // Three uniforms per image: crop row, crop column, flip.
-  std::vector<double> u(3 * n);
+  // Three uniforms per image: crop row, crop column, flip (those of the positions before
+  // first_position are drawn and dropped).
+  std::vector<double> drawn(3 * (first_position + n));
   if (augment && n > 0) {
     Generator gen;
     gen.set_state(seed ^ (0xA0761D6478BD642Full * (stream + 1)), 0);
-    gen.uniform(u.data(), 3 * n);
+    gen.uniform(drawn.data(), static_cast<int64_t>(drawn.size()));
   }
+  const double* u = drawn.data() + 3 * first_position;
   ImageSet out{empty({n, c, h, w}, kFloat32), empty({n}, kInt64)};
   const float* src = set.images.data_ptr<float>();
   const int64_t* labels = set.labels.data_ptr<int64_t>();

@@ -21,9 +21,12 @@ struct ImageTransform {
 void channel_stats(const Tensor& images, std::vector<float>& mean, std::vector<float>& std);
 
 // images[indices] transformed -> (float32 [n, C, H, W], int64 [n]). `augment` false: normalisation
-// only (evaluation). An index out of range is an error.
+// only (evaluation). An index out of range is an error. The random crop and flip of an image depend
+// on (seed, stream) and its position in the batch; first_position > 0 makes `indices` positions
+// first_position, first_position + 1, ... of a larger batch (one process's shard of a global batch:
+// the same augmentation as the whole batch made in one process).
 ImageSet make_image_batch(const ImageSet& set, const std::vector<int64_t>& indices, const ImageTransform& transform,
-                          bool augment, uint64_t seed, uint64_t stream);
+                          bool augment, uint64_t seed, uint64_t stream, int64_t first_position = 0);
 
 // The rows [first, first + count) of a set, copied (a validation split held out of the training set).
 ImageSet image_subset(const ImageSet& set, int64_t first, int64_t count);

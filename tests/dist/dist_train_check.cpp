@@ -4,6 +4,10 @@
 //     N processes training one tiny LM with global batch 32 produce the losses of one process with
 //     batch 32 over the first 20 steps (float64 to 1e-12, float32 to 1e-5), and the same validation
 //     bpc from their split evaluation. Exit status 0 when they do.
+//   mpirun -np 2 dist_train_check image-equivalence
+//     the same for a tiny ConvNet (float32, as image models train) with batch normalisation (synced
+//     over the processes) and random crops and flips: losses over 40 steps to 1e-5, and the best
+//     validation and the test accuracy.
 //   mpirun -np 2 dist_train_check split-resume
 //     the processes see different run directories (one has a checkpoint at step 5, the other none):
 //     they must refuse to train, naming the cause, instead of training diverging replicas.
@@ -14,11 +18,14 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <sstream>
 #include <string>
 #include <thread>
 
 #include "core/file_io.h"
 #include "core/parallel.h"
+#include "helpers/tiny_images.h"
+#include "models/image_trainer.h"
 #include "models/trainer.h"
 #include "nn/parallel/communicator.h"
 #include "ops/ops.h"
@@ -98,6 +105,57 @@ int equivalence(nn::parallel::Communicator& comm, const std::string& dtype) {
   return ok ? 0 : 1;
 }
 
+// The largest difference between two runs' per-step losses (read from their metrics files: the image
+// trainer keeps no history), NaN counting as the worst.
+double largest_loss_difference(const std::string& a, const std::string& b, int64_t steps) {
+  auto losses = [](const std::string& path) {
+    std::vector<double> out;
+    std::istringstream lines(read_file(path));
+    for (std::string line; std::getline(lines, line);) {
+      const auto j = nlohmann::json::parse(line);
+      if (j.contains("train_loss")) out.push_back(j["train_loss"].get<double>());
+    }
+    return out;
+  };
+  const std::vector<double> la = losses(a), lb = losses(b);
+  if (la.size() != static_cast<size_t>(steps) || lb.size() != la.size()) return INFINITY;
+  double worst = 0;
+  for (size_t i = 0; i < la.size(); ++i) {
+    const double d = std::abs(la[i] - lb[i]);
+    if (!(d <= worst)) worst = std::isnan(d) ? INFINITY : d;
+  }
+  return worst;
+}
+
+int image_equivalence(nn::parallel::Communicator& comm) {
+  const std::string dir = prepare(comm, "image");
+  models::RunConfig cfg = testing::tiny_image_config("convnet", dir + "/distributed", 40);
+  cfg.data.crop_padding = 1;  // augmentation: each process must crop and flip its rows as one process would
+  cfg.data.horizontal_flip = true;
+  cfg.train.eval_interval = 10;
+  cfg.train.eval_batch_size = 48;  // 128 images in 3 batches: uneven over 2 processes on purpose
+  cfg.train.keep_best = true;
+  models::ImageTrainer together(cfg, testing::block_data(), false, nn::parallel::mpi_world(120.0));
+  together.fit();
+  if (comm.rank() != 0) return 0;
+
+  cfg.train.run_dir = dir + "/single";
+  models::ImageTrainer alone(cfg, testing::block_data());
+  alone.fit();
+  const double tol = 1e-5;
+  const double worst = largest_loss_difference(dir + "/distributed/metrics.jsonl", dir + "/single/metrics.jsonl", 40);
+  const models::Accuracy a = together.test_result(), b = alone.test_result();
+  std::printf("ConvNet, %d processes against 1: largest loss difference over 40 steps %.3g (limit %.0e); "
+              "test accuracy %.4f vs %.4f, test loss %.6f vs %.6f; best validation accuracy %.4f vs %.4f\n",
+              comm.size(), worst, tol, a.acc, b.acc, a.loss, b.loss, together.best_val_acc(),
+              alone.best_val_acc());
+  const bool ok = worst <= tol && a.acc == b.acc && std::abs(a.loss - b.loss) <= tol * 10 &&
+                  together.best_val_acc() == alone.best_val_acc() && together.best_step() == alone.best_step() &&
+                  a.acc > 0.3;  // and it learned something (chance: 0.1)
+  std::printf("%s\n", ok ? "OK" : "FAILED");
+  return ok ? 0 : 1;
+}
+
 int split_resume(nn::parallel::Communicator& comm) {
   const std::string dir = prepare(comm, "split_resume");
   models::RunConfig cfg = tiny_config(dir, "float32");
@@ -139,9 +197,11 @@ int main(int argc, char** argv) {
     set_num_threads(1);
     auto comm = nn::parallel::mpi_world(mode == "hang" ? 5.0 : 120.0);
     if (mode == "equivalence" && argc > 2) return equivalence(*comm, argv[2]);
+    if (mode == "image-equivalence") return image_equivalence(*comm);
     if (mode == "split-resume") return split_resume(*comm);
     if (mode == "hang") return hang(*comm);
-    std::fprintf(stderr, "usage: mpirun -np 2 dist_train_check equivalence float64|float32 | split-resume | hang\n");
+    std::fprintf(stderr, "usage: mpirun -np 2 dist_train_check equivalence float64|float32 | image-equivalence | "
+                         "split-resume | hang\n");
     return 2;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "dist_train_check: %s\n", e.what());

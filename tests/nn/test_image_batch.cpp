@@ -123,3 +123,19 @@ TEST(Prefetcher, ItemsInOrderAndErrorsReachTheCaller) {
   EXPECT_EQ(failing.next(), 0);
   EXPECT_THROW(failing.next(), std::runtime_error);
 }
+
+// A process's shard of a global batch (data parallelism) is augmented as those rows of the whole batch.
+TEST(ImageBatch, AShardIsAugmentedAsItsRowsOfTheWholeBatch) {
+  const ImageSet set = numbered_images(16, 1, 5, 6);
+  ImageTransform t;
+  t.crop_padding = 2;
+  t.horizontal_flip = true;
+  std::vector<int64_t> idx(16);
+  for (int64_t i = 0; i < 16; ++i) idx[i] = 15 - i;
+  const ImageSet whole = make_image_batch(set, idx, t, true, 7, 3);
+  const std::vector<int64_t> second_half(idx.begin() + 8, idx.end());
+  const ImageSet shard = make_image_batch(set, second_half, t, true, 7, 3, 8);
+  EXPECT_TRUE(identical(shard.images, whole.images.narrow(0, 8, 8).contiguous()));
+  EXPECT_FALSE(identical(make_image_batch(set, second_half, t, true, 7, 3).images, shard.images));
+  EXPECT_ERROR_WITH(make_image_batch(set, second_half, t, true, 7, 3, -1), "make_image_batch", "first_position");
+}
