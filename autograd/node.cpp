@@ -59,6 +59,10 @@ std::vector<Tensor> AccumulateGrad::apply(std::vector<Tensor>&& grad_outputs) {
                             g.is_contiguous();
     leaf.set_grad(sole_owner ? g.detach() : g.detach().clone());
   }
+  if (!impl->post_accumulate_grad_hooks.empty()) {
+    const auto hooks = impl->post_accumulate_grad_hooks;  // (a hook may remove hooks)
+    for (const auto& [id, fn] : hooks) fn();
+  }
   return {};
 }
 

@@ -6,6 +6,7 @@
 // autograd never include ops/.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <ostream>
@@ -38,6 +39,8 @@ struct TensorImpl {
   std::shared_ptr<autograd::Node> grad_fn;
   uint32_t output_nr = 0;
   std::weak_ptr<autograd::Node> grad_accumulator;
+  // Run after backward has accumulated this leaf's gradient, with their ids (autograd/hooks.h).
+  std::vector<std::pair<uint64_t, std::function<void()>>> post_accumulate_grad_hooks;
   std::string name;  // optional label, shown by autograd::to_dot
 
   Device device() const { return storage ? storage->device() : kCPU; }

@@ -16,6 +16,7 @@
 #include "nn/data/prefetcher.h"
 #include "nn/optim/schedule.h"
 #include "nn/parallel/data_parallel.h"
+#include "nn/parallel/gradient_reducer.h"
 #include "nn/parallel/sync_batch_norm.h"
 #include "nn/serialize.h"
 #include "ops/ops.h"
@@ -103,6 +104,7 @@ void ImageTrainer::setup(bool resume) {
   model_->to(device_);
   if (comm_->size() > 1) nn::parallel::convert_sync_batch_norm(*model_, comm_);  // the whole batch's statistics
   optimizer_ = make_optimizer(config_.optim, *model_);
+  reducer_ = std::make_unique<nn::parallel::GradientReducer>(model_->parameters(), comm_);
 
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
   if (is_writer()) {
@@ -280,7 +282,7 @@ double ImageTrainer::fit() {
     const Tensor aux = model_->auxiliary_loss();
     optimizer_->zero_grad();
     (aux.defined() ? ops::add(loss, aux) : loss).backward();
-    nn::parallel::average_gradients(params, *comm_);
+    reducer_->finish();  // the gradients averaged over the processes (their exchange began during backward)
     const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
                                                     : nn::optim::grad_norm(params);
     const StepAgreement agreed = agree_on_step(*comm_, loss.item(), stop_requested());  // the whole batch's loss

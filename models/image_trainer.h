@@ -25,6 +25,7 @@
 #include "nn/data/image_batch.h"
 #include "nn/optim/optimizer.h"
 #include "nn/parallel/communicator.h"
+#include "nn/parallel/gradient_reducer.h"
 
 namespace ctxpool::models {
 
@@ -87,6 +88,7 @@ class ImageTrainer {
   std::unique_ptr<nn::data::DataLoader> loader_;
   std::shared_ptr<ImageClassifier> model_;
   std::unique_ptr<nn::optim::Optimizer> optimizer_;
+  std::unique_ptr<nn::parallel::GradientReducer> reducer_;  // averages gradients over comm_
   int64_t step_ = 0;
   double best_val_ = NAN;
   int64_t best_step_ = 0;

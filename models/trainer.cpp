@@ -15,6 +15,7 @@
 #include "models/train_utils.h"
 #include "nn/optim/schedule.h"
 #include "nn/parallel/data_parallel.h"
+#include "nn/parallel/gradient_reducer.h"
 #include "nn/serialize.h"
 #include "ops/ops.h"
 
@@ -77,6 +78,7 @@ Trainer::Trainer(const RunConfig& config, bool resume, std::shared_ptr<nn::paral
   model_ = std::make_shared<TransformerLM>(config_.model);  // in model.dtype
   model_->to(device_);
   optimizer_ = make_optimizer(config_.optim, *model_);
+  reducer_ = std::make_unique<nn::parallel::GradientReducer>(model_->parameters(), comm_);
   data_gen_.set_state(config_.train.seed ^ 0xD1B54A32D192ED03ull, 0);
 
   metrics_path_ = config_.train.run_dir + "/metrics.jsonl";
@@ -243,7 +245,7 @@ double Trainer::fit() {
     const Tensor aux = model_->auxiliary_loss();  // regularisers; logged apart from the cross-entropy
     optimizer_->zero_grad();
     (aux.defined() ? ops::add(loss, aux) : loss).backward();
-    nn::parallel::average_gradients(params, *comm_);
+    reducer_->finish();  // the gradients averaged over the processes (their exchange began during backward)
     const double norm = config_.optim.grad_clip > 0 ? nn::optim::clip_grad_norm(params, config_.optim.grad_clip)
                                                     : nn::optim::grad_norm(params);
     double train_loss = loss.item();

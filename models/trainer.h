@@ -16,6 +16,7 @@
 #include "nn/data/text_corpus.h"
 #include "nn/optim/optimizer.h"
 #include "nn/parallel/communicator.h"
+#include "nn/parallel/gradient_reducer.h"
 
 namespace ctxpool::models {
 
@@ -75,6 +76,7 @@ class Trainer {
   nn::data::TextCorpus corpus_;
   std::shared_ptr<TransformerLM> model_;
   std::unique_ptr<nn::optim::Optimizer> optimizer_;
+  std::unique_ptr<nn::parallel::GradientReducer> reducer_;  // averages gradients over comm_
   Generator data_gen_;
   int64_t step_ = 0;
   double best_val_ = NAN;

@@ -10,6 +10,21 @@ namespace ctxpool::nn::parallel {
 
 namespace {
 
+class Finished : public PendingCollective {
+ public:
+  bool done() override { return true; }
+  void wait() override {}
+};
+
+}  // namespace
+
+std::unique_ptr<PendingCollective> Communicator::all_reduce_sum_async(const Tensor& t) {
+  all_reduce_sum(t);
+  return std::make_unique<Finished>();
+}
+
+namespace {
+
 class SingleProcess : public Communicator {
  public:
   int rank() const override { return 0; }

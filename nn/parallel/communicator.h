@@ -14,6 +14,17 @@
 
 namespace ctxpool::nn::parallel {
 
+// A collective under way (Communicator::all_reduce_sum_async). Its tensor must stay alive and
+// untouched until it has finished.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Drives it on (MPI progresses only inside MPI calls) and says whether it has finished.
+  virtual bool done() = 0;
+  // Finishes it, under the communicator's deadline.
+  virtual void wait() = 0;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -21,6 +32,9 @@ class Communicator {
   virtual int size() const = 0;
   // Sums t over all processes, in place, on every process. t: contiguous CPU float32 or float64.
   virtual void all_reduce_sum(const Tensor& t) = 0;
+  // all_reduce_sum started, to be finished later (so that other work runs meanwhile); the same
+  // result. By default it runs at once and returns a finished collective.
+  virtual std::unique_ptr<PendingCollective> all_reduce_sum_async(const Tensor& t);
   // Rank `root`'s t, in place on every process (same shape and dtype everywhere).
   virtual void broadcast(const Tensor& t, int root) = 0;
   virtual void barrier() = 0;

@@ -74,6 +74,13 @@ class MpiWorld : public Communicator {
     });
   }
 
+  // Reduce, then broadcast, each started when done() finds its predecessor finished. Tensors of more
+  // than INT_MAX elements (several MPI calls) are reduced at once instead.
+  std::unique_ptr<PendingCollective> all_reduce_sum_async(const Tensor& t) override {
+    if (t.numel() > INT_MAX) return Communicator::all_reduce_sum_async(t);
+    return std::make_unique<AllReduce>(*this, t, mpi_type(t, "all_reduce_sum"));
+  }
+
   void broadcast(const Tensor& t, int root) override {
     CTXPOOL_CHECK(root >= 0 && root < size_, "distributed broadcast: root ", root, " is not a rank of ", size_);
     const MPI_Datatype type = mpi_type(t, "broadcast");
@@ -111,13 +118,48 @@ class MpiWorld : public Communicator {
     }
   }
 
+  class AllReduce : public PendingCollective {
+   public:
+    AllReduce(MpiWorld& world, const Tensor& t, MPI_Datatype type)
+        : world_(world), t_(t), type_(type), n_(static_cast<int>(t.numel())) {
+      MPI_Ireduce(world_.rank_ == 0 ? MPI_IN_PLACE : t_.raw_data(), world_.rank_ == 0 ? t_.raw_data() : nullptr, n_,
+                  type_, MPI_SUM, 0, MPI_COMM_WORLD, &req_);
+    }
+    bool done() override {
+      if (stage_ == 2) return true;
+      int finished = 0;
+      MPI_Test(&req_, &finished, MPI_STATUS_IGNORE);
+      if (!finished) return false;
+      if (++stage_ == 2) return true;
+      MPI_Ibcast(t_.raw_data(), n_, type_, 0, MPI_COMM_WORLD, &req_);  // the sum, from rank 0
+      return false;
+    }
+    void wait() override { world_.wait_until([this] { return done(); }, "all_reduce_sum (asynchronous)"); }
+
+   private:
+    MpiWorld& world_;
+    Tensor t_;
+    MPI_Datatype type_;
+    int n_;
+    MPI_Request req_;
+    int stage_ = 0;  // 0: reducing to rank 0, 1: broadcasting, 2: finished
+  };
+
   // Waits for req; past the deadline, stops the job.
   void wait(MPI_Request& req, const char* what) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
-    for (int polls = 0;; ++polls) {
+    wait_until([&req] {
       int done = 0;
       MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-      if (done) return;
+      return done != 0;
+    }, what);
+  }
+
+  // Polls finished() until it is true; past the deadline, stops the job.
+  template <typename Finished>
+  void wait_until(const Finished& finished, const char* what) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s_);
+    for (int polls = 0;; ++polls) {
+      if (finished()) return;
       if (std::chrono::steady_clock::now() > deadline)
         abort(detail::str_cat("distributed: ", what, " did not complete within ", timeout_s_,
                               " s: another process died or stopped responding (CTXPOOL_DIST_TIMEOUT sets the limit)"));

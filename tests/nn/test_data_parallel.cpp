@@ -1,9 +1,10 @@
 // Data parallelism's pieces in one process (the real multi-process check runs under mpirun:
-// tests/dist/dist_train_check.cpp): gradient averaging in buckets, parameter broadcast, batch shards,
-// and the trivial group of one process.
+// tests/dist/dist_train_check.cpp): gradient averaging in buckets, during backward too (the
+// GradientReducer), parameter broadcast, batch shards, and the trivial group of one process.
 #include "helpers/test_utils.h"
 #include "nn/parallel/communicator.h"
 #include "nn/parallel/data_parallel.h"
+#include "nn/parallel/gradient_reducer.h"
 #include "ops/ops.h"
 
 using namespace ctxpool;
@@ -104,4 +105,76 @@ TEST(DataParallel, OneProcessIsAGroupToo) {
 TEST(DataParallel, WithoutMpiDistributedIsAClearError) {
   if (nn::parallel::built_with_mpi()) GTEST_SKIP() << "this build has MPI (tests/dist/ runs it under mpirun)";
   EXPECT_ERROR_WITH(nn::parallel::mpi_world(), "this build has no MPI");
+}
+
+// A chain of three layers: backward produces the last one's gradient first.
+struct Chain {
+  std::vector<Tensor> params = {param({3}), param({3}), param({3})};
+  void backward() const {
+    Tensor h = ops::tanh(ops::mul(params[0], ops::scalar_like(0.5, params[0])));
+    h = ops::tanh(ops::mul(h, params[1]));
+    ops::sum(ops::mul(h, params[2])).backward();
+  }
+};
+
+TEST(GradientReducer, AveragesLikeAverageGradientsAndStartsBucketsDuringBackward) {
+  manual_seed(4);
+  Chain chain;
+  chain.backward();
+  std::vector<std::vector<double>> half;
+  for (const Tensor& p : chain.params) {
+    half.push_back(p.grad().to_vector<double>());
+    for (double& v : half.back()) v /= 2;  // (g + 0) / 2
+  }
+  for (const Tensor& p : chain.params) p.set_grad(Tensor());
+  auto comm = std::make_shared<PeerOfZeros>(0);
+  nn::parallel::GradientReducer reducer(chain.params, comm, 24);  // 3 float64 per bucket: one each
+  EXPECT_EQ(reducer.num_buckets(), 3u);
+  chain.backward();
+  EXPECT_EQ(comm->reduces, 3);  // all three started by the hooks, before backward returned
+  reducer.finish();
+  EXPECT_EQ(reducer.started_during_backward(), 3u);
+  for (size_t i = 0; i < 3; ++i) expect_values(chain.params[i].grad(), half[i], 1e-15);
+}
+
+TEST(GradientReducer, BucketsThatDoNotFillStartInFinish) {
+  std::vector<Tensor> params = {param({2}), param({3})};
+  auto comm = std::make_shared<PeerOfZeros>(0);
+  nn::parallel::GradientReducer reducer(params, comm);  // one bucket for both
+  ops::sum(params[0]).backward();                        // params[1] gets no gradient
+  EXPECT_EQ(comm->reduces, 0);
+  reducer.finish();
+  EXPECT_EQ(comm->reduces, 1);
+  EXPECT_EQ(reducer.started_during_backward(), 0u);
+  expect_values(params[0].grad(), {0.5, 0.5});
+  EXPECT_FALSE(params[1].grad().defined());
+}
+
+TEST(GradientReducer, ASecondBackwardBeforeFinishIsAnError) {
+  std::vector<Tensor> params = {param({2})};
+  nn::parallel::GradientReducer reducer(params, std::make_shared<PeerOfZeros>(0));
+  ops::sum(params[0]).backward();
+  EXPECT_ERROR_WITH(ops::sum(params[0]).backward(), "GradientReducer", "second gradient before finish()");
+}
+
+TEST(GradientReducer, WithOneProcessItLeavesGradientsAloneAndHooksNothing) {
+  auto params = params_with_grads();
+  const auto before = params[0].grad().to_vector<double>();
+  {
+    nn::parallel::GradientReducer reducer(params, nn::parallel::single_process());
+    reducer.finish();
+    EXPECT_TRUE(params[0].get()->post_accumulate_grad_hooks.empty());
+  }
+  expect_values(params[0].grad(), before);
+}
+
+TEST(GradientReducer, RemovesItsHooksWhenDestroyed) {
+  std::vector<Tensor> params = {param({2})};
+  {
+    nn::parallel::GradientReducer reducer(params, std::make_shared<PeerOfZeros>(0));
+    EXPECT_EQ(params[0].get()->post_accumulate_grad_hooks.size(), 1u);
+  }
+  EXPECT_TRUE(params[0].get()->post_accumulate_grad_hooks.empty());
+  ops::sum(params[0]).backward();  // no hook into a destroyed reducer
+  expect_values(params[0].grad(), {1, 1});
 }
