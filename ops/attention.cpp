@@ -1,5 +1,7 @@
 // Scaled dot-product attention as one op with its own backward: the probabilities P are computed
-// once, saved, and reused by the backward (softmax is not materialised twice).
+// once, saved, and reused by the backward (softmax is not materialised twice). Where the device's
+// table has fused kernels (CUDA: ops/cuda/flash_attention.cu) and the head dims fit them, P is never
+// formed at all: the forward keeps each row's log-sum-exp and the backward recomputes P from it.
 //
 //   forward:  S = scale * Q K^T (masked), P = softmax(S), O = P V
 //   backward: dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dP * P)), dQ = scale dS K,
@@ -33,6 +35,47 @@ Tensor gemm_ready(const Tensor& x) {
   return matmul_operand_ok(d) ? d : d.contiguous();
 }
 
+// Whether q's device has fused kernels that take these sizes.
+bool fused_attention_fits(const Tensor& q, int64_t bh, int64_t t, int64_t s_len, int64_t d, int64_t dv) {
+  const Kernels& table = kernels(q.device());
+  return table.flash_attention_forward != nullptr && table.flash_attention_backward != nullptr && bh > 0 && t > 0 &&
+         s_len > 0 && d <= kFlashMaxHeadDim && dv <= kFlashMaxHeadDim;
+}
+
+// The fused path: q, k, v as [BH, T, D] etc., the output and each row's log-sum-exp; the backward
+// recomputes the probabilities from them.
+Tensor fused_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale, int64_t bh,
+                       const Shape& out_sizes) {
+  const int64_t nd = q.dim(), t = q.sizes()[nd - 2], s_len = k.sizes()[nd - 2];
+  const int64_t d = q.sizes()[nd - 1], dv = v.sizes()[nd - 1];
+  Tensor out = new_empty(out_sizes, q.dtype(), q.device());
+  Tensor lse = new_empty({bh, t}, q.dtype(), q.device());
+  {
+    autograd::NoGradGuard no_grad;
+    kernel(&Kernels::flash_attention_forward, "scaled_dot_product_attention", q)(
+        reshape(contiguous(q.detach()), {bh, t, d}), reshape(contiguous(k.detach()), {bh, s_len, d}),
+        reshape(contiguous(v.detach()), {bh, s_len, dv}), scale, causal, reshape(out, {bh, t, dv}), lse);
+  }
+  return record("scaled_dot_product_attention", {q, k, v}, out,
+                [sq = SavedTensor(q), sk = SavedTensor(k), sv = SavedTensor(v), lse, causal, scale, bh](
+                    const Tensor& g, const LambdaNode& n) {
+    const Tensor q = sq.unpack("attention"), k = sk.unpack("attention"), v = sv.unpack("attention");
+    if (autograd::GradMode::is_enabled())  // create_graph: the same formulas with ops
+      return attention_grads_composite(attention_probs_composite(q, k, causal, scale), q, k, v, g, scale, n);
+    const int64_t nd = q.dim(), t = q.sizes()[nd - 2], s_len = k.sizes()[nd - 2];
+    const int64_t d = q.sizes()[nd - 1], dv = v.sizes()[nd - 1];
+    Tensor dq = new_empty(q.sizes(), q.dtype(), q.device()), dk = new_empty(k.sizes(), k.dtype(), k.device());
+    Tensor dvv = new_empty(v.sizes(), v.dtype(), v.device()), delta = new_empty({bh, t}, q.dtype(), q.device());
+    kernel(&Kernels::flash_attention_backward, "scaled_dot_product_attention backward", q)(
+        reshape(contiguous(q), {bh, t, d}), reshape(contiguous(k), {bh, s_len, d}),
+        reshape(contiguous(v), {bh, s_len, dv}), reshape(contiguous(n.saved_output()), {bh, t, dv}), lse,
+        reshape(contiguous(g), {bh, t, dv}), scale, causal, delta, reshape(dq, {bh, t, d}),
+        reshape(dk, {bh, s_len, d}), reshape(dvv, {bh, s_len, dv}));
+    return Grads{n.needs_input_grad(0) ? dq : Tensor(), n.needs_input_grad(1) ? dk : Tensor(),
+                 n.needs_input_grad(2) ? dvv : Tensor()};
+  }, /*save_output=*/true);
+}
+
 }  // namespace
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
@@ -57,6 +100,10 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   Shape p_sizes = batch, out_sizes = batch;
   p_sizes.insert(p_sizes.end(), {t, s_len});
   out_sizes.insert(out_sizes.end(), {t, dv});
+  int64_t bh = 1;
+  for (int64_t b : batch) bh *= b;
+  if (fused_attention_fits(q, bh, t, s_len, q.sizes()[nd - 1], dv))
+    return fused_attention(q, k, v, causal, scale, bh, out_sizes);
   Tensor p = new_empty(p_sizes, q.dtype(), q.device());
   Tensor out = new_empty(out_sizes, q.dtype(), q.device());
   {

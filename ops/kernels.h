@@ -37,6 +37,9 @@ enum class BinaryOp {
   Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd  // these write bool
 };
 
+// The largest head dims (D and Dv) the fused attention kernels take; larger heads use the unfused path.
+constexpr int64_t kFlashMaxHeadDim = 128;
+
 // Where a 2-D sliding window reads (conv2d, im2col2d, col2im2d): tap (i, j) of a kh x kw kernel at
 // output (oh, ow) reads input (oh * stride_h - pad_h + i * dil_h, ow * stride_w - pad_w + j * dil_w),
 // zero outside the input; h_out x w_out outputs. Filled and checked by the ops (ops/conv2d.cpp;
@@ -104,6 +107,19 @@ struct Kernels {
   // dlogits [N, C] = (softmax(logits) - one_hot(target)) * row_scale.
   void (*cross_entropy_backward_rows)(const Tensor& logits, const Tensor& target, const Tensor& row_scale,
                                       const Tensor& dlogits) = nullptr;
+
+  // ---- fused attention (ops/cuda/flash_attention.cu; the CPU leaves these null and runs the unfused
+  // path above, which scaled_dot_product_attention falls back to wherever they are null) ----
+  // q [BH, T, D], k [BH, S, D], v [BH, S, Dv] contiguous, T and S >= 1, D and Dv <= kFlashMaxHeadDim ->
+  // out [BH, T, Dv] and lse [BH, T], the log-sum-exp of each row of scale * q k^T (masked). Never
+  // forms a [T, S] matrix.
+  void (*flash_attention_forward)(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
+                                  const Tensor& out, const Tensor& lse) = nullptr;
+  // Its backward from out, lse and g = dL/dout [BH, T, Dv]: dq, dk, dv (all written); delta [BH, T]
+  // is scratch (rowsum(g * out)).
+  void (*flash_attention_backward)(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                   const Tensor& lse, const Tensor& g, double scale, bool causal, const Tensor& delta,
+                                   const Tensor& dq, const Tensor& dk, const Tensor& dv) = nullptr;
 
   // ---- local causal attention (ops/cpu/local_attention.cpp, ops/cuda/local_attention.cu) ----
   // q, k [BH, T, D], v [BH, T, Dv] contiguous -> probs [BH, T, W] (slot c holds key j = i - W + 1 + c;
@@ -243,6 +259,7 @@ void add_reduce_kernels(Kernels& k);
 void add_matmul_kernels(Kernels& k);
 void add_nn_kernels(Kernels& k);
 void add_local_attention_kernels(Kernels& k);
+void add_flash_attention_kernels(Kernels& k);
 void add_context_pool_kernels(Kernels& k);
 void add_context_pool2d_kernels(Kernels& k);
 void add_index_kernels(Kernels& k);

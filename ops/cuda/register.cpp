@@ -10,6 +10,7 @@ void add_kernels(Kernels& k) {
   add_matmul_kernels(k);
   add_nn_kernels(k);
   add_local_attention_kernels(k);
+  add_flash_attention_kernels(k);
   add_context_pool_kernels(k);
   add_context_pool2d_kernels(k);
   add_index_kernels(k);

@@ -21,6 +21,8 @@ TEST(CudaKernelTable, MatchesTheBuild) {
       {"softmax_backward_rows", table.softmax_backward_rows != nullptr},
       {"cross_entropy_rows", table.cross_entropy_rows != nullptr},
       {"cross_entropy_backward_rows", table.cross_entropy_backward_rows != nullptr},
+      {"flash_attention_forward", table.flash_attention_forward != nullptr},
+      {"flash_attention_backward", table.flash_attention_backward != nullptr},
       {"local_attention_forward", table.local_attention_forward != nullptr},
       {"local_attention_backward", table.local_attention_backward != nullptr},
       {"context_pool1d_forward", table.context_pool1d_forward != nullptr},

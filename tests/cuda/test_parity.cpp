@@ -114,6 +114,23 @@ std::vector<ParityCase> cases() {
       [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-5);
   add_case("attention_full", [] { return Inputs{f32({2, 5, 8}), f32({2, 7, 8}), f32({2, 7, 8})}; },
       [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }, 1e-5, 1e-5);
+  // The fused kernels (ops/cuda/flash_attention.cu) against the CPU's unfused attention: several key
+  // tiles, rows past a block's last, T != S, the largest fused head dim, a head too large to fuse
+  // (the unfused CUDA path), a transposed (non-contiguous) q, and float64.
+  add_case("attention_causal_long", [] { return Inputs{f32({2, 3, 203, 64}), f32({2, 3, 203, 64}), f32({2, 3, 203, 40})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-4);
+  add_case("attention_full_t_ne_s", [] { return Inputs{f32({3, 37, 32}), f32({3, 150, 32}), f32({3, 150, 16})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2]); }, 1e-5, 1e-4);
+  add_case("attention_causal_t_gt_s", [] { return Inputs{f32({2, 50, 16}), f32({2, 20, 16}), f32({2, 20, 8})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-4);
+  add_case("attention_head_dim_128", [] { return Inputs{f32({1, 2, 40, 128}), f32({1, 2, 40, 128}), f32({1, 2, 40, 128})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-4);
+  add_case("attention_head_dim_above_fused", [] { return Inputs{f32({2, 24, 136}), f32({2, 24, 136}), f32({2, 24, 8})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-4);
+  add_case("attention_transposed_q", [] { return Inputs{f32({2, 16, 33}), f32({2, 33, 16}), f32({2, 33, 16})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(transpose(x[0], 1, 2), x[1], x[2], true); }, 1e-5, 1e-4);
+  add_case("attention_float64", [] { return Inputs{param({2, 45, 24}), param({2, 45, 24}), param({2, 45, 12})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-12, 1e-12);
   add_case("local_attention", [] { return Inputs{f32({2, 2, 12, 8}), f32({2, 2, 12, 8}), f32({2, 2, 12, 4})}; },
       [](const Inputs& x) { return local_attention(x[0], x[1], x[2], 4); }, 1e-5, 1e-5);
   for (auto [mode, causal] : {std::pair{ContextPoolMode::Full, true}, std::pair{ContextPoolMode::Full, false},
