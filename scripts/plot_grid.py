@@ -89,8 +89,8 @@ def main():
         keys = sorted({k for c in curves for m in c for k in m if k.startswith(("cp_support/", "span/"))})
         for k in keys:
             s, m, _, _ = mean_band(curves, k)
-            what = "support" if k.startswith("cp_") else "span"
-            ax_ctx.plot(s, m, label=f"{row['name']}: {what} layer {k.split('/')[1]}")
+            kind = "support" if k.startswith("cp_") else "span"
+            ax_ctx.plot(s, m, label=f"{row['name']}: {kind} layer {k.split('/')[1]}")
             drew_ctx = True
 
     for ax, xlabel in ((ax_step, "step"), (ax_flops, "training FLOPs (3 x forward)")):
