@@ -9,8 +9,9 @@
 
 namespace ctxpool::cuda {
 
-// Whether this build compiled the CUDA backend.
+// Whether this build compiled the CUDA backend, and cuDNN's convolutions (cuda/cudnn.h) with it.
 bool built_with_cuda();
+bool built_with_cudnn();
 // Number of usable CUDA devices; 0 without a driver or device (never throws).
 int device_count();
 // "NVIDIA H200 (sm_90, 139 GiB)" or an explanation of why there is none.

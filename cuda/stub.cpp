@@ -5,6 +5,7 @@
 namespace ctxpool::cuda {
 
 bool built_with_cuda() { return false; }
+bool built_with_cudnn() { return false; }
 int device_count() { return 0; }
 std::string device_description(int) { return "no CUDA device (ctxpool was built without CUDA)"; }
 void register_backend() {}

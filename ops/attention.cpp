@@ -39,7 +39,7 @@ Tensor gemm_ready(const Tensor& x) {
 bool fused_attention_fits(const Tensor& q, int64_t bh, int64_t t, int64_t s_len, int64_t d, int64_t dv) {
   const Kernels& table = kernels(q.device());
   return table.flash_attention_forward != nullptr && table.flash_attention_backward != nullptr && bh > 0 && t > 0 &&
-         s_len > 0 && d <= kFlashMaxHeadDim && dv <= kFlashMaxHeadDim;
+         s_len > 0 && d > 0 && d <= kFlashMaxHeadDim && dv <= kFlashMaxHeadDim;
 }
 
 // The fused path: q, k, v as [BH, T, D] etc., the output and each row's log-sum-exp; the backward

@@ -12,6 +12,10 @@
 // no per-image products, no sum over B). The row order (c * kh + i) * kw + j of cols is the column
 // order of the weight [C_out, C_in/G, kh, kw] flattened. The public im2col2d / col2im2d show cols as
 // [B, C * kh * kw, L] (a permuted view), as torch.nn.functional.unfold / fold do.
+//
+// Where the device's table has library convolutions (Kernels::conv2d_forward / conv2d_backward: cuDNN
+// on CUDA), conv2d calls them instead, with the same formulas written with ops above for the
+// create_graph backward (conv2d_grads_composite).
 #include <string>
 
 #include "ops/kernels.h"
@@ -108,6 +112,56 @@ void check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int
   }
 }
 
+// The gradients of conv2d (no bias) with differentiable ops, for the create_graph backward of the
+// library path: grad [B, C_out, h_out, w_out] -> {grad_x, grad_weight} (undefined where not needed).
+Grads conv2d_grads_composite(const Tensor& x, const Tensor& weight, const Tensor& grad, const Conv2dGeometry& g,
+                             int64_t groups, const LambdaNode& n) {
+  const Shape& xs = x.sizes();
+  const int64_t batch = xs[0], c_out = weight.sizes()[0], rows_per_group = xs[1] / groups * g.kh * g.kw;
+  const int64_t positions = batch * g.h_out * g.w_out;
+  // grad as the forward's [G, C_out / G, B * L]
+  const Tensor grad_rows =
+      reshape(permute(reshape(grad, {batch, c_out, g.h_out * g.w_out}), {1, 0, 2}), {groups, c_out / groups, positions});
+  const Tensor grouped_weight = reshape(weight, {groups, c_out / groups, rows_per_group});
+  Tensor grad_x, grad_weight;
+  if (n.needs_input_grad(0)) {
+    const Tensor grad_cols = matmul(transpose(grouped_weight, 1, 2), grad_rows);  // [G, rows, B * L]
+    grad_x = col2im_rows(reshape(grad_cols, {xs[1] * g.kh * g.kw, batch, g.h_out * g.w_out}), g, xs[2], xs[3]);
+  }
+  if (n.needs_input_grad(1)) {
+    const Tensor cols = reshape(im2col_rows(x, g), {groups, rows_per_group, positions});
+    grad_weight = reshape(matmul(grad_rows, transpose(cols, 1, 2)), weight.sizes());
+  }
+  return {grad_x, grad_weight};
+}
+
+// Whether x's device has library convolutions (cuDNN) for a non-empty input.
+bool library_conv2d_fits(const Tensor& x) {
+  const Kernels& table = kernels(x.device());
+  return table.conv2d_forward != nullptr && table.conv2d_backward != nullptr && x.numel() > 0;
+}
+
+// conv2d (no bias) through the device's library convolutions.
+Tensor library_conv2d(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
+  Tensor out = new_empty({x.sizes()[0], weight.sizes()[0], g.h_out, g.w_out}, x.dtype(), x.device());
+  {
+    autograd::NoGradGuard no_grad;
+    kernel(&Kernels::conv2d_forward, "conv2d", x)(contiguous(x.detach()), contiguous(weight.detach()), g, groups,
+                                                  out);
+  }
+  return record("conv2d", {x, weight}, out, [sx = SavedTensor(x), sw = SavedTensor(weight), g, groups](
+                                                const Tensor& grad, const LambdaNode& n) {
+    const Tensor x = sx.unpack("conv2d"), w = sw.unpack("conv2d");
+    if (autograd::GradMode::is_enabled()) return conv2d_grads_composite(x, w, grad, g, groups, n);  // create_graph
+    Tensor grad_x, grad_w;
+    if (n.needs_input_grad(0)) grad_x = new_empty(x.sizes(), x.dtype(), x.device());
+    if (n.needs_input_grad(1)) grad_w = new_empty(w.sizes(), w.dtype(), w.device());
+    kernel(&Kernels::conv2d_backward, "conv2d backward", x)(contiguous(x), contiguous(w), contiguous(grad), g, groups,
+                                                            grad_x, grad_w);
+    return Grads{grad_x, grad_w};
+  });
+}
+
 }  // namespace
 
 Tensor im2col2d(const Tensor& x, Size2 kernel_size, Size2 stride, Size2 padding, Size2 dilation) {
@@ -146,6 +200,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
   const Conv2dGeometry g =
       window_geometry("conv2d", detail::str_cat("input ", xs), xs[2], xs[3], kernel_size, stride, padding, dilation);
   kernel(&Kernels::im2col2d, "conv2d", x);  // a missing kernel is the first error, before any work
+  if (library_conv2d_fits(x)) {
+    const Tensor out = library_conv2d(x, weight, g, groups);
+    return bias.defined() ? add(out, reshape(bias, {c_out, 1, 1})) : out;
+  }
   const int64_t rows_per_group = c_in / groups * g.kh * g.kw;
 
   // One GEMM per group over all B * L output positions (B small GEMMs are several times slower).

@@ -121,6 +121,16 @@ struct Kernels {
                                    const Tensor& lse, const Tensor& g, double scale, bool causal, const Tensor& delta,
                                    const Tensor& dq, const Tensor& dk, const Tensor& dv) = nullptr;
 
+  // ---- convolution through a vendor library (ops/cuda/cudnn_conv2d.cpp: cuDNN). Null on the CPU and in
+  // CUDA builds without cuDNN, where conv2d runs as im2col2d + matmul ----
+  // x [B, C_in, H, W] (B >= 1), weight [C_out, C_in / groups, kh, kw] contiguous -> out
+  // [B, C_out, h_out, w_out] (no bias).
+  void (*conv2d_forward)(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups,
+                         const Tensor& out) = nullptr;
+  // grad [B, C_out, h_out, w_out] contiguous -> grad_x [B, C_in, H, W] and grad_weight (each optional).
+  void (*conv2d_backward)(const Tensor& x, const Tensor& weight, const Tensor& grad, const Conv2dGeometry& g,
+                          int64_t groups, const Tensor& grad_x, const Tensor& grad_weight) = nullptr;
+
   // ---- local causal attention (ops/cpu/local_attention.cpp, ops/cuda/local_attention.cu) ----
   // q, k [BH, T, D], v [BH, T, Dv] contiguous -> probs [BH, T, W] (slot c holds key j = i - W + 1 + c;
   // slots before the sequence start are 0), out [BH, T, Dv].
@@ -260,6 +270,7 @@ void add_matmul_kernels(Kernels& k);
 void add_nn_kernels(Kernels& k);
 void add_local_attention_kernels(Kernels& k);
 void add_flash_attention_kernels(Kernels& k);
+void add_cudnn_conv2d_kernels(Kernels& k);  // ops/cuda/cudnn_conv2d.cpp, or ops/cuda/cudnn_none.cpp
 void add_context_pool_kernels(Kernels& k);
 void add_context_pool2d_kernels(Kernels& k);
 void add_index_kernels(Kernels& k);

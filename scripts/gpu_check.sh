@@ -20,7 +20,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 nvcc --version | tail -1
 
 # cuBLAS from the toolkit, else from NVIDIA's pip package (ctxpool opens it with dlopen on first use, so
-# LD_LIBRARY_PATH is what finds it); cuDNN (for conv2d, later) from its pip package.
+# LD_LIBRARY_PATH is what finds it).
 extra=()
 if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
   lib=$(python3 -c "import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], 'lib'))" 2>/dev/null)
@@ -31,7 +31,18 @@ if ! ls /usr/local/cuda/lib64/libcublas.so* >/dev/null 2>&1; then
     echo "cuBLAS from pip: $so"
   fi
 fi
-python3 -c "import nvidia.cudnn, os; print('cuDNN (pip):', list(nvidia.cudnn.__path__)[0])" 2>/dev/null || echo "cuDNN: pip package not found"
+# cuDNN (conv2d): the toolkit's, else NVIDIA's pip package (header and library); without it conv2d runs
+# as im2col + cuBLAS and the build says "cuDNN OFF".
+if ! ls /usr/local/cuda/lib64/libcudnn.so* /usr/local/cuda/lib/libcudnn.so* >/dev/null 2>&1; then
+  cudnn=$(python3 -c "import nvidia.cudnn, os; print(list(nvidia.cudnn.__path__)[0])" 2>/dev/null)
+  if [ -n "$cudnn" ]; then
+    export LD_LIBRARY_PATH="$cudnn/lib:${LD_LIBRARY_PATH:-}"
+    [ -f /usr/local/cuda/include/cudnn.h ] || extra+=(-DCTXPOOL_CUDNN_INCLUDE_DIR="$cudnn/include")
+    echo "cuDNN from pip: $cudnn"
+  else
+    echo "cuDNN: not found (conv2d runs as im2col + cuBLAS)"
+  fi
+fi
 # NCCL (tests/cuda/test_nccl.cpp, one rank): the toolkit's, else NVIDIA's pip package (header and library).
 if ! ls /usr/local/cuda/lib64/libnccl.so* >/dev/null 2>&1; then
   nccl=$(python3 -c "import nvidia.nccl, os; print(list(nvidia.nccl.__path__)[0])" 2>/dev/null)

@@ -41,7 +41,7 @@ constexpr int kRowsPerBlock = kWarps;                   // query rows (forward, 
 
 // Rows staged in shared memory at once: 32 (float) or 16 (double), 32 KiB per tile pair either way.
 template <typename T>
-constexpr int tile_rows() { return sizeof(T) == 4 ? 32 : 16; }
+__host__ __device__ constexpr int tile_rows() { return sizeof(T) == 4 ? 32 : 16; }
 
 // The sizes the kernels need (by value).
 struct Dims {

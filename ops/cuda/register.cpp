@@ -16,6 +16,7 @@ void add_kernels(Kernels& k) {
   add_index_kernels(k);
   add_optim_kernels(k);
   add_conv2d_kernels(k);
+  add_cudnn_conv2d_kernels(k);
   add_pool_kernels(k);
 }
 

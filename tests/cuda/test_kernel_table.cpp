@@ -42,7 +42,11 @@ TEST(CudaKernelTable, MatchesTheBuild) {
   for (const auto& [name, present] : entries)
     EXPECT_EQ(present, cuda::built_with_cuda()) << name << (cuda::built_with_cuda() ? " has no CUDA kernel"
                                                                                      : " is set in a CPU-only build");
-  EXPECT_EQ(sizeof(Kernels), entries.size() * sizeof(void (*)()))
+  // cuDNN's convolutions: in CUDA builds that found cudnn.h.
+  const std::vector<std::pair<const char*, bool>> library = {{"conv2d_forward", table.conv2d_forward != nullptr},
+                                                             {"conv2d_backward", table.conv2d_backward != nullptr}};
+  for (const auto& [name, present] : library) EXPECT_EQ(present, cuda::built_with_cudnn()) << name;
+  EXPECT_EQ(sizeof(Kernels), (entries.size() + library.size()) * sizeof(void (*)()))
       << "a new entry is missing from these lists";
 }
 

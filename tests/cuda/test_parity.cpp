@@ -209,7 +209,13 @@ std::vector<ParityCase> cases() {
   }
   add_case("conv1d_causal_dilated", [] { return Inputs{f32({2, 3, 10}), f32({4, 3, 3}), f32({4})}; },
       [](const Inputs& x) { return conv1d(x[0], x[1], x[2], 4, 0, 2); }, 1e-5, 1e-5);
-  // conv2d: im2col2d / col2im2d kernels and cuBLAS.
+  // conv2d: cuDNN where the build has it (else im2col2d / col2im2d kernels and cuBLAS).
+  add_case("conv2d_3x3_model_shape", [] { return Inputs{f32({8, 16, 14, 14}), f32({32, 16, 3, 3}), f32({32})}; },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 1e-5, 1e-4);
+  add_case("conv2d_grouped", [] { return Inputs{f32({2, 6, 7, 9}), f32({4, 3, 3, 3})}; },
+      [](const Inputs& x) { return conv2d(x[0], x[1], Tensor(), {1, 2}, {1, 0}, {1, 1}, 2); }, 1e-5, 1e-5);
+  add_case("conv2d_float64", [] { return Inputs{param({2, 3, 6, 6}), param({5, 3, 3, 3}), param({5})}; },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 1e-12, 1e-12);
   add_case("conv2d_strided_padded", [] { return Inputs{f32({2, 3, 9, 8}), f32({4, 3, 3, 3}), f32({4})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {2, 1}, {1, 1}); }, 1e-5, 1e-5);
   add_case("conv2d_depthwise_dilated", [] { return Inputs{f32({2, 4, 8, 8}), f32({4, 1, 3, 2}), f32({4})}; },

@@ -37,11 +37,14 @@ std::string positions(const std::vector<size_t>& v) {
 
 }  // namespace
 
-TEST(KernelTable, CpuFillsEveryEntryButTheFusedAttention) {
+TEST(KernelTable, CpuFillsEveryEntryButTheCudaFastPaths) {
   EXPECT_GE(kEntries, 25u);  // every CPU kernel of today; more as kernels are added
-  // The fused attention is a CUDA fast path; the op runs the unfused kernels where it is null.
+  // The fused attention and the library convolutions are CUDA fast paths; where they are null the ops
+  // run their general kernels (unfused attention, im2col + matmul).
   const std::vector<size_t> fast_paths = {offsetof(Kernels, flash_attention_forward) / sizeof(AnyKernel),
-                                          offsetof(Kernels, flash_attention_backward) / sizeof(AnyKernel)};
+                                          offsetof(Kernels, flash_attention_backward) / sizeof(AnyKernel),
+                                          offsetof(Kernels, conv2d_forward) / sizeof(AnyKernel),
+                                          offsetof(Kernels, conv2d_backward) / sizeof(AnyKernel)};
   const std::vector<size_t> missing = null_entries(kernels(kCPU));
   EXPECT_EQ(missing, fast_paths) << "null CPU entries at positions (declaration order in ops/kernels.h): "
                                  << positions(missing);
