@@ -66,3 +66,28 @@ TEST(Cublas, LoadedOnFirstUseOnly) {
   EXPECT_STREQ(api.status_name(CUBLAS_STATUS_SUCCESS), "CUBLAS_STATUS_SUCCESS");
 }
 #endif
+
+// Second derivatives through the CUDA fast paths (cuDNN's conv2d, the fused attention), whose
+// create_graph backward is written with ops: the gradient of a gradient, against the CPU's.
+TEST(CudaFastPaths, DoubleBackwardMatchesTheCpu) {
+  if (!ops::cuda_is_available()) GTEST_SKIP() << "no CUDA device: " << cuda::device_description(0);
+  manual_seed(5);
+  const Tensor x = randn({2, 3, 6, 6}, kFloat64), w = randn({4, 3, 3, 3}, kFloat64);
+  const Tensor q = randn({2, 9, 8}, kFloat64), k = randn({2, 9, 8}, kFloat64), v = randn({2, 9, 4}, kFloat64);
+  auto second = [&](Device device) {
+    std::vector<Tensor> in;
+    for (const Tensor& t : {x, w, q, k, v}) in.push_back(t.to(device).requires_grad_(true));
+    const Tensor y = ops::conv2d(in[0], in[1], Tensor(), {1, 1}, {1, 1});
+    const Tensor a = ops::scaled_dot_product_attention(in[2], in[3], in[4], true);
+    const Tensor loss = ops::add(ops::sum(ops::mul(y, y)), ops::sum(ops::mul(a, a)));
+    const std::vector<Tensor> g = autograd::grad({loss}, in, {}, false, true);
+    Tensor total = ops::sum(ops::mul(g[0], g[0]));
+    for (size_t i = 1; i < g.size(); ++i) total = ops::add(total, ops::sum(ops::mul(g[i], g[i])));
+    total.backward();
+    std::vector<Tensor> out;
+    for (const Tensor& t : in) out.push_back(t.grad().cpu());
+    return out;
+  };
+  const std::vector<Tensor> cpu = second(kCPU), gpu = second(cuda_device());
+  for (size_t i = 0; i < cpu.size(); ++i) expect_values(gpu[i], cpu[i].to_vector<double>(), 1e-9);
+}
