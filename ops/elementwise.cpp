@@ -196,12 +196,22 @@ Tensor sigmoid(const Tensor& x) {
   }, true);
 }
 
+namespace {
+// relu's backward in one pass over memory (it was a comparison, a negation, a conversion and a
+// multiply): where x <= 0 the gradient is 0; elsewhere, NaN included, g passes (PyTorch's
+// threshold_backward). Differentiable in g under create_graph; its x-derivative is 0 almost everywhere.
+Tensor relu_backward(const Tensor& g, const Tensor& x) {
+  Tensor out = binary_forward("relu_backward", BinaryOp::ReluBackward, g, x);
+  return record("relu_backward", {g, x}, out, [sx = SavedTensor(x)](const Tensor& gg, const LambdaNode&) {
+    return Grads{relu_backward(gg, sx.unpack("relu_backward")), Tensor()};
+  });
+}
+}  // namespace
+
 Tensor relu(const Tensor& x) {
   Tensor out = unary_forward("relu", UnaryOp::Relu, x);
   return record("relu", {x}, out, [sx = SavedTensor(x)](const Tensor& g, const LambdaNode&) {
-    const Tensor in = sx.unpack("relu");
-    // Where x <= 0 the gradient is 0; elsewhere, NaN included, it passes (PyTorch's threshold_backward).
-    return Grads{mul(g, logical_not(le(in, scalar_like(0.0, in))).to(g.dtype()))};
+    return Grads{relu_backward(g, sx.unpack("relu"))};
   });
 }
 

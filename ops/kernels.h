@@ -34,6 +34,7 @@ enum class UnaryOp {
 enum class BinaryOp {
   Add, Sub, Mul, Div, Pow, Maximum, Minimum,
   GeluErfBackward, GeluTanhBackward,  // a * gelu'(b): gelu's backward in one pass (floating dtypes only)
+  ReluBackward,  // b <= 0 ? 0 : a (NaN b passes a): relu's backward in one pass (floating dtypes only)
   Eq, Ne, Lt, Le, Gt, Ge, LogicalAnd  // these write bool
 };
 

@@ -148,6 +148,23 @@ void gelu_backward(BinaryOp op, const Tensor& g, const Tensor& x, const Tensor& 
   }
 }
 
+// g where x > 0 or x is NaN, else 0 (BinaryOp::ReluBackward); a flat loop in the common contiguous case.
+template <typename T>
+void relu_backward(const Tensor& g, const Tensor& x, const Tensor& out) {
+  const auto pass = [](T gi, T xi) -> T { return xi <= T(0) ? T(0) : gi; };
+  if (g.is_contiguous() && x.is_contiguous() && out.is_contiguous() && g.sizes() == out.sizes() &&
+      x.sizes() == out.sizes()) {
+    const T* gp = base<T>(g);
+    const T* xp = base<T>(x);
+    T* op = base<T>(out);
+    parallel_for(0, out.numel(), int64_t(16384), [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) op[j] = pass(gp[j], xp[j]);
+    });
+    return;
+  }
+  run_binary<T, T>(g, x, out, pass);
+}
+
 void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
   if (op == BinaryOp::LogicalAnd) {
     run_binary<uint8_t, uint8_t>(a, b, out, [](uint8_t x, uint8_t y) -> uint8_t { return x && y; });
@@ -168,6 +185,7 @@ void binary(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& out) {
         return run_binary<T, T>(a, b, out, [](T x, T y) -> T { return (x != x || x < y) ? x : y; });
       case BinaryOp::GeluErfBackward:
       case BinaryOp::GeluTanhBackward: return gelu_backward<T>(op, a, b, out);
+      case BinaryOp::ReluBackward: return relu_backward<T>(a, b, out);
       case BinaryOp::Eq: return run_binary<T, uint8_t>(a, b, out, [](T x, T y) -> uint8_t { return x == y; });
       case BinaryOp::Ne: return run_binary<T, uint8_t>(a, b, out, [](T x, T y) -> uint8_t { return x != y; });
       case BinaryOp::Lt: return run_binary<T, uint8_t>(a, b, out, [](T x, T y) -> uint8_t { return x < y; });

@@ -151,6 +151,8 @@ struct BinaryFn {
     } else if constexpr (kOp == BinaryOp::GeluTanhBackward) {
       if constexpr (std::is_floating_point_v<T>) return T(x * UnaryFn<UnaryOp::GeluTanhGrad>{}(y));
       else return T(0);
+    } else if constexpr (kOp == BinaryOp::ReluBackward) {
+      return T(y <= T(0) ? T(0) : x);  // a NaN y passes x, as on the CPU
     } else if constexpr (kOp == BinaryOp::Eq) return uint8_t(x == y);
     else if constexpr (kOp == BinaryOp::Ne) return uint8_t(x != y);
     else if constexpr (kOp == BinaryOp::Lt) return uint8_t(x < y);
@@ -264,6 +266,7 @@ void binary_typed(BinaryOp op, const Tensor& a, const Tensor& b, const Tensor& o
     CTXPOOL_BINARY_CASE(Add, T) CTXPOOL_BINARY_CASE(Sub, T) CTXPOOL_BINARY_CASE(Mul, T)
     CTXPOOL_BINARY_CASE(Div, T) CTXPOOL_BINARY_CASE(Pow, T) CTXPOOL_BINARY_CASE(Maximum, T)
     CTXPOOL_BINARY_CASE(Minimum, T) CTXPOOL_BINARY_CASE(GeluErfBackward, T) CTXPOOL_BINARY_CASE(GeluTanhBackward, T)
+    CTXPOOL_BINARY_CASE(ReluBackward, T)
     CTXPOOL_BINARY_CASE(Eq, uint8_t) CTXPOOL_BINARY_CASE(Ne, uint8_t) CTXPOOL_BINARY_CASE(Lt, uint8_t)
     CTXPOOL_BINARY_CASE(Le, uint8_t) CTXPOOL_BINARY_CASE(Gt, uint8_t) CTXPOOL_BINARY_CASE(Ge, uint8_t)
     case BinaryOp::LogicalAnd: break;

@@ -130,6 +130,8 @@ TEST(ElementwiseGrad, KinkedOpsAwayFromKinks) {
   // Values kept away from 0 (relu, abs) and from the clamp bounds.
   Tensor x = tensor({-1.5, -0.3, 0.4, 1.2, 2.5, -2.2}, {2, 3}, TensorOptions(kFloat64).requires_grad(true));
   EXPECT_GRADCHECK([](const V& in) { return ops::relu(in[0]); }, V{x});
+  // relu's fused backward is differentiable in the incoming gradient (double backward).
+  EXPECT_GRADGRADCHECK([](const V& in) { return ops::mul(ops::relu(in[0]), in[0]); }, V{x});
   EXPECT_GRADCHECK([](const V& in) { return ops::abs(in[0]); }, V{x});
   EXPECT_GRADCHECK([](const V& in) { return ops::clamp(in[0], -1.0, 1.0); }, V{x});
   Tensor y = tensor({0.5, 0.1, -0.2, 2.0, 1.0, 0.0}, {2, 3}, TensorOptions(kFloat64).requires_grad(true));
