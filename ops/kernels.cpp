@@ -24,6 +24,7 @@ Kernels cpu_table() {
   cpu::add_optim_kernels(k);
   cpu::add_conv2d_kernels(k);
   cpu::add_pool_kernels(k);
+  cpu::add_batch_norm_kernels(k);
   return k;
 }
 

@@ -109,6 +109,18 @@ struct Kernels {
   void (*cross_entropy_backward_rows)(const Tensor& logits, const Tensor& target, const Tensor& row_scale,
                                       const Tensor& dlogits) = nullptr;
 
+  // ---- batch normalisation's per-channel passes (ops/cpu/batch_norm.cpp, ops/cuda/batch_norm.cu), on x
+  // viewed as contiguous [B, C, S]; every channel's sums are formed in one fixed order ----
+  // x -> mean [C] and the biased var [C] over B and S (two passes: no cancellation).
+  void (*batch_norm_stats)(const Tensor& x, const Tensor& mean, const Tensor& var) = nullptr;
+  // x, g [B, C, S], mean [C] -> sum_g [C] = sum of g, sum_gc [C] = sum of g * (x - mean).
+  void (*batch_norm_grad_sums)(const Tensor& x, const Tensor& g, const Tensor& mean, const Tensor& sum_g,
+                               const Tensor& sum_gc) = nullptr;
+  // out [B, C, S] = scale[c] * (x - shift[c]) + add[c] + u_scale[c] * u; u (and then u_scale) optional.
+  // (x - shift first: no cancellation when a channel's mean is large against its spread.)
+  void (*channel_affine)(const Tensor& x, const Tensor& shift, const Tensor& scale, const Tensor& add,
+                         const Tensor& u, const Tensor& u_scale, const Tensor& out) = nullptr;
+
   // ---- fused attention (ops/cuda/flash_attention.cu; the CPU leaves these null and runs the unfused
   // path above, which scaled_dot_product_attention falls back to wherever they are null) ----
   // q [BH, T, D], k [BH, S, D], v [BH, S, Dv] contiguous, T and S >= 1, D and Dv <= kFlashMaxHeadDim ->
@@ -260,6 +272,7 @@ void add_index_kernels(Kernels& k);
 void add_optim_kernels(Kernels& k);
 void add_conv2d_kernels(Kernels& k);
 void add_pool_kernels(Kernels& k);
+void add_batch_norm_kernels(Kernels& k);
 }  // namespace cpu
 namespace cuda {
 // The whole CUDA table: ops/cuda/register.cu calls each ops/cuda/<family>.cu's add_<family>_kernels;
@@ -278,6 +291,7 @@ void add_index_kernels(Kernels& k);
 void add_optim_kernels(Kernels& k);
 void add_conv2d_kernels(Kernels& k);
 void add_pool_kernels(Kernels& k);
+void add_batch_norm_kernels(Kernels& k);
 }  // namespace cuda
 
 // ---- helpers shared by the ops and the backends (not table entries) ----

@@ -18,6 +18,7 @@ void add_kernels(Kernels& k) {
   add_conv2d_kernels(k);
   add_cudnn_conv2d_kernels(k);
   add_pool_kernels(k);
+  add_batch_norm_kernels(k);
 }
 
 }  // namespace ctxpool::cuda
