@@ -164,7 +164,7 @@ std::vector<ParityCase> cases() {
       [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-12, 1e-12);
   add_case("layer_norm_float64", [] { return Inputs{param({6, 8}), param({8}), param({8})}; },
       [](const Inputs& x) { return layer_norm(x[0], {8}, x[1], x[2]); }, 1e-12, 1e-12);
-  // ---- pooling and batch norm (batch_norm is made of ops; pooling has its own kernels) ----
+  // ---- pooling and batch norm (each with its own kernels) ----
   add_case("max_pool2d_padded_dilated", one({2, 3, 9, 8}),
       [](const Inputs& x) { return max_pool2d(x[0], {3, 3}, {{2, 2}}, {1, 1}, {2, 1}); });
   add_case("max_pool2d_ceil_unbatched", one({3, 7, 6}),
@@ -181,6 +181,8 @@ std::vector<ParityCase> cases() {
         const Tensor y = batch_norm(x[0], running_mean, running_var, x[1], x[2], true, 0.1, 1e-5);
         return add(y, reshape(add(running_mean, running_var), {1, 3, 1, 1}));
       });
+  add_case("batch_norm_training_many_values_no_affine", one({16, 40, 12, 12}),
+      [](const Inputs& x) { return batch_norm(x[0], Tensor(), Tensor(), Tensor(), Tensor(), true); }, 1e-5, 1e-5);
   add_case("batch_norm_eval_float64", [] {
         return Inputs{param({3, 4, 6}), rand({4}, kFloat64), ops::add(rand({4}, kFloat64), scalar_tensor(0.5, kFloat64)),
                       param({4}), param({4})};
