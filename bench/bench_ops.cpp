@@ -53,6 +53,9 @@ int main(int argc, char** argv) {
   Tensor conv_x = leaf({32, 64, 16, 16}), conv_w = leaf({64, 64, 3, 3}), conv_b = leaf({64});
   Tensor rgb = randn({32, 3, 28, 28}), rgb_w = leaf({32, 3, 3, 3}), rgb_b = leaf({32});
   Tensor gray = randn({32, 1, 28, 28}), patch_w = leaf({64, 1, 4, 4}), patch_b = leaf({64});
+  // The ConvNet's first stage: batch norm and relu over [128, 16, 28, 28].
+  Tensor bn_x = leaf({128, 16, 28, 28}), bn_w = leaf({16}), bn_b = leaf({16});
+  Tensor bn_mean = zeros({16}), bn_var = ones({16});
 
   std::vector<Case> cases = {
       {"matmul 512x512x512 fwd", [&] { NoGradGuard g; ops::matmul(a512, b512); }},
@@ -64,6 +67,9 @@ int main(int argc, char** argv) {
       {"layer_norm [4096,128] fwd+bwd", [&] { ops::layer_norm(x, {D}, ln_w, ln_b).mul(x).sum().backward(); }},
       {"cross_entropy [4096,65] fwd+bwd", [&] { ops::cross_entropy(logits, target).backward(); }},
       {"sum [4096,512] fwd", [&] { NoGradGuard g; ops::sum(hid, {1}); }},
+      {"batch_norm train [128,16,28,28] fwd+bwd",
+       [&] { ops::batch_norm(bn_x, bn_mean, bn_var, bn_w, bn_b, true).mul(bn_x).sum().backward(); }},
+      {"relu [128,16,28,28] fwd+bwd", [&] { ops::relu(bn_x).mul(bn_x).sum().backward(); }},
       {"conv2d [32,64,16,16] 3x3 pad 1 fwd", [&] { NoGradGuard g; ops::conv2d(conv_x, conv_w, conv_b, {1, 1}, {1, 1}); }},
       {"conv2d [32,64,16,16] 3x3 pad 1 fwd+bwd",
        [&] { ops::conv2d(conv_x, conv_w, conv_b, {1, 1}, {1, 1}).sum().backward(); }},

@@ -46,6 +46,8 @@ def torch_cases():
     conv_x, conv_w, conv_b = leaf(32, 64, 16, 16), leaf(64, 64, 3, 3), leaf(64)
     rgb, rgb_w, rgb_b = torch.randn(32, 3, 28, 28), leaf(32, 3, 3, 3), leaf(32)
     gray, patch_w, patch_b = torch.randn(32, 1, 28, 28), leaf(64, 1, 4, 4), leaf(64)
+    bn_x, bn_w, bn_b = leaf(128, 16, 28, 28), leaf(16), leaf(16)
+    bn_mean, bn_var = torch.zeros(16), torch.ones(16)
     F = torch.nn.functional
 
     def no_grad(fn):
@@ -64,6 +66,9 @@ def torch_cases():
         "layer_norm [4096,128] fwd+bwd": lambda: (F.layer_norm(x, (D,), ln_w, ln_b) * x).sum().backward(),
         "cross_entropy [4096,65] fwd+bwd": lambda: F.cross_entropy(logits, target).backward(),
         "sum [4096,512] fwd": no_grad(lambda: hid.sum(1)),
+        "batch_norm train [128,16,28,28] fwd+bwd":
+            lambda: (F.batch_norm(bn_x, bn_mean, bn_var, bn_w, bn_b, training=True) * bn_x).sum().backward(),
+        "relu [128,16,28,28] fwd+bwd": lambda: (F.relu(bn_x) * bn_x).sum().backward(),
         "conv2d [32,64,16,16] 3x3 pad 1 fwd": no_grad(lambda: F.conv2d(conv_x, conv_w, conv_b, padding=1)),
         "conv2d [32,64,16,16] 3x3 pad 1 fwd+bwd": lambda: F.conv2d(conv_x, conv_w, conv_b, padding=1).sum().backward(),
         "conv2d [32,3,28,28] 3x3 pad 1 fwd": no_grad(lambda: F.conv2d(rgb, rgb_w, rgb_b, padding=1)),
