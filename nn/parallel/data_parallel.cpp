@@ -6,6 +6,26 @@
 
 namespace ctxpool::nn::parallel {
 
+Tensor flatten_gradients(const std::vector<Tensor>& grads) {
+  autograd::NoGradGuard no_grad;
+  std::vector<Tensor> flat;
+  for (const Tensor& g : grads)
+    if (g.defined()) flat.push_back(ops::reshape(g, {-1}));
+  if (flat.empty()) return Tensor();
+  return flat.size() == 1 ? ops::contiguous(flat[0]).clone() : ops::cat(flat, 0);
+}
+
+void write_back_average(Tensor buffer, const std::vector<Tensor>& grads, int processes) {
+  autograd::NoGradGuard no_grad;
+  buffer.mul_(1.0 / processes);
+  int64_t offset = 0;
+  for (Tensor g : grads) {
+    if (!g.defined()) continue;
+    g.copy_(ops::reshape(ops::slice(buffer, 0, offset, offset + g.numel()), g.sizes()));
+    offset += g.numel();
+  }
+}
+
 void average_gradients(const std::vector<Tensor>& params, Communicator& comm, size_t bucket_bytes) {
   if (comm.size() == 1) return;
   autograd::NoGradGuard no_grad;
@@ -14,17 +34,9 @@ void average_gradients(const std::vector<Tensor>& params, Communicator& comm, si
   size_t bytes = 0;
   const auto flush = [&] {
     if (bucket.empty()) return;
-    std::vector<Tensor> flat;
-    for (const Tensor& g : bucket) flat.push_back(ops::reshape(g, {-1}));
-    Tensor buffer = bucket.size() == 1 ? ops::contiguous(flat[0]).clone() : ops::cat(flat, 0);
+    const Tensor buffer = flatten_gradients(bucket);
     comm.all_reduce_sum(buffer);
-    buffer.mul_(1.0 / comm.size());
-    int64_t offset = 0;
-    for (Tensor g : bucket) {
-      const int64_t n = g.numel();
-      g.copy_(ops::reshape(ops::slice(buffer, 0, offset, offset + n), g.sizes()));
-      offset += n;
-    }
+    write_back_average(buffer, bucket, comm.size());
     bucket.clear();
     bytes = 0;
   };

@@ -25,6 +25,12 @@ namespace ctxpool::nn::parallel {
 // process: they run the same graph).
 void average_gradients(const std::vector<Tensor>& params, Communicator& comm, size_t bucket_bytes = size_t(4) << 20);
 
+// One bucket's exchange, the part average_gradients and GradientReducer share: the defined gradients
+// among `grads` flattened into a new contiguous buffer (undefined ones are skipped), and, after the
+// buffer has been summed over the processes, its average written back into those gradients.
+Tensor flatten_gradients(const std::vector<Tensor>& grads);
+void write_back_average(Tensor buffer, const std::vector<Tensor>& grads, int processes);
+
 // Rank `root`'s values of every parameter, on every process.
 void broadcast_parameters(const std::vector<Tensor>& params, Communicator& comm, int root = 0);
 

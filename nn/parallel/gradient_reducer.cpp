@@ -2,7 +2,7 @@
 
 #include "autograd/grad_mode.h"
 #include "core/profile.h"
-#include "ops/ops.h"
+#include "nn/parallel/data_parallel.h"
 
 namespace ctxpool::nn::parallel {
 
@@ -52,14 +52,16 @@ void GradientReducer::on_gradient(size_t param) {
     if (b.pending) b.pending->done();
 }
 
+std::vector<Tensor> GradientReducer::gradients(const Bucket& bucket) const {
+  std::vector<Tensor> grads;
+  for (size_t i : bucket.params) grads.push_back(params_[i].grad());
+  return grads;
+}
+
 void GradientReducer::start(Bucket& bucket) {
-  autograd::NoGradGuard no_grad;
-  std::vector<Tensor> flat;
-  for (size_t i : bucket.params)
-    if (params_[i].grad().defined()) flat.push_back(ops::reshape(params_[i].grad(), {-1}));
-  if (flat.empty()) return;  // (no parameter of the bucket got a gradient: the same on every process)
-  bucket.buffer = flat.size() == 1 ? ops::contiguous(flat[0]).clone() : ops::cat(flat, 0);
-  bucket.pending = comm_->all_reduce_sum_async(bucket.buffer);
+  bucket.buffer = flatten_gradients(gradients(bucket));
+  // (no parameter of the bucket got a gradient: the same on every process, nothing to exchange)
+  if (bucket.buffer.defined()) bucket.pending = comm_->all_reduce_sum_async(bucket.buffer);
 }
 
 void GradientReducer::finish() {
@@ -74,14 +76,7 @@ void GradientReducer::finish() {
   for (Bucket& b : buckets_) {
     if (b.pending) {
       b.pending->wait();
-      b.buffer.mul_(1.0 / comm_->size());
-      int64_t offset = 0;
-      for (size_t i : b.params) {
-        Tensor g = params_[i].grad();
-        if (!g.defined()) continue;
-        g.copy_(ops::reshape(ops::slice(b.buffer, 0, offset, offset + g.numel()), g.sizes()));
-        offset += g.numel();
-      }
+      write_back_average(b.buffer, gradients(b), comm_->size());
     }
     b.pending.reset();
     b.buffer = Tensor();

@@ -54,6 +54,7 @@ class GradientReducer {
   };
   void on_gradient(size_t param);
   void start(Bucket& bucket);
+  std::vector<Tensor> gradients(const Bucket& bucket) const;  // .grad() of its parameters, undefined ones too
 
   std::vector<Tensor> params_;
   std::shared_ptr<Communicator> comm_;
