@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   // The ConvNet's first stage: batch norm and relu over [128, 16, 28, 28].
   Tensor bn_x = leaf({128, 16, 28, 28}), bn_w = leaf({16}), bn_b = leaf({16});
   Tensor bn_mean = zeros({16}), bn_var = ones({16});
+  // The ConvNet's (examples/configs/fmnist_convnet.json) 3x3 convolutions at batch 128, one per stage.
+  Tensor s1_x = leaf({128, 16, 28, 28}), s1_w = leaf({16, 16, 3, 3}), s1_b = leaf({16});
+  Tensor s2_x = leaf({128, 32, 14, 14}), s2_w = leaf({32, 32, 3, 3}), s2_b = leaf({32});
+  Tensor s3_x = leaf({128, 64, 7, 7}), s3_w = leaf({64, 64, 3, 3}), s3_b = leaf({64});
 
   std::vector<Case> cases = {
       {"matmul 512x512x512 fwd", [&] { NoGradGuard g; ops::matmul(a512, b512); }},
@@ -78,6 +82,12 @@ int main(int argc, char** argv) {
       {"conv2d patches [32,1,28,28] 4x4 stride 4 fwd", [&] { NoGradGuard g; ops::conv2d(gray, patch_w, patch_b, {4, 4}); }},
       {"conv2d patches [32,1,28,28] 4x4 stride 4 fwd+bwd",
        [&] { ops::conv2d(gray, patch_w, patch_b, {4, 4}).sum().backward(); }},
+      {"conv2d convnet [128,16,28,28] 16->16 fwd+bwd",
+       [&] { ops::conv2d(s1_x, s1_w, s1_b, {1, 1}, {1, 1}).sum().backward(); }},
+      {"conv2d convnet [128,32,14,14] 32->32 fwd+bwd",
+       [&] { ops::conv2d(s2_x, s2_w, s2_b, {1, 1}, {1, 1}).sum().backward(); }},
+      {"conv2d convnet [128,64,7,7] 64->64 fwd+bwd",
+       [&] { ops::conv2d(s3_x, s3_w, s3_b, {1, 1}, {1, 1}).sum().backward(); }},
   };
   std::printf("# ctxpool ops, %d threads\n", get_num_threads());
   for (const Case& c : cases) {

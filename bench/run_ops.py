@@ -48,6 +48,9 @@ def torch_cases():
     gray, patch_w, patch_b = torch.randn(32, 1, 28, 28), leaf(64, 1, 4, 4), leaf(64)
     bn_x, bn_w, bn_b = leaf(128, 16, 28, 28), leaf(16), leaf(16)
     bn_mean, bn_var = torch.zeros(16), torch.ones(16)
+    s1 = leaf(128, 16, 28, 28), leaf(16, 16, 3, 3), leaf(16)
+    s2 = leaf(128, 32, 14, 14), leaf(32, 32, 3, 3), leaf(32)
+    s3 = leaf(128, 64, 7, 7), leaf(64, 64, 3, 3), leaf(64)
     F = torch.nn.functional
 
     def no_grad(fn):
@@ -76,6 +79,9 @@ def torch_cases():
         "conv2d patches [32,1,28,28] 4x4 stride 4 fwd": no_grad(lambda: F.conv2d(gray, patch_w, patch_b, stride=4)),
         "conv2d patches [32,1,28,28] 4x4 stride 4 fwd+bwd":
             lambda: F.conv2d(gray, patch_w, patch_b, stride=4).sum().backward(),
+        "conv2d convnet [128,16,28,28] 16->16 fwd+bwd": lambda: F.conv2d(*s1, padding=1).sum().backward(),
+        "conv2d convnet [128,32,14,14] 32->32 fwd+bwd": lambda: F.conv2d(*s2, padding=1).sum().backward(),
+        "conv2d convnet [128,64,7,7] 64->64 fwd+bwd": lambda: F.conv2d(*s3, padding=1).sum().backward(),
     }
 
 

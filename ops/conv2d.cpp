@@ -13,9 +13,10 @@
 // order of the weight [C_out, C_in/G, kh, kw] flattened. The public im2col2d / col2im2d show cols as
 // [B, C * kh * kw, L] (a permuted view), as torch.nn.functional.unfold / fold do.
 //
-// Where the device's table has library convolutions (Kernels::conv2d_forward / conv2d_backward: cuDNN
-// on CUDA), conv2d calls them instead, with the same formulas written with ops above for the
-// create_graph backward (conv2d_grads_composite).
+// Where the device's table has whole-convolution kernels (Kernels::conv2d_forward / conv2d_backward:
+// the CPU's chunked im2col + GEMM, cuDNN on CUDA), conv2d calls them instead, with the same formulas
+// written with ops above for the create_graph backward (conv2d_grads_composite). conv2d_im2col always
+// runs the composition.
 #include <string>
 
 #include "ops/kernels.h"
@@ -113,7 +114,7 @@ void check_conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, int
 }
 
 // The gradients of conv2d (no bias) with differentiable ops, for the create_graph backward of the
-// library path: grad [B, C_out, h_out, w_out] -> {grad_x, grad_weight} (undefined where not needed).
+// fused path: grad [B, C_out, h_out, w_out] -> {grad_x, grad_weight} (undefined where not needed).
 Grads conv2d_grads_composite(const Tensor& x, const Tensor& weight, const Tensor& grad, const Conv2dGeometry& g,
                              int64_t groups, const LambdaNode& n) {
   const Shape& xs = x.sizes();
@@ -135,14 +136,14 @@ Grads conv2d_grads_composite(const Tensor& x, const Tensor& weight, const Tensor
   return {grad_x, grad_weight};
 }
 
-// Whether x's device has library convolutions (cuDNN) for a non-empty input.
-bool library_conv2d_fits(const Tensor& x) {
+// Whether x's device has whole-convolution kernels for a non-empty input.
+bool fused_conv2d_fits(const Tensor& x) {
   const Kernels& table = kernels(x.device());
   return table.conv2d_forward != nullptr && table.conv2d_backward != nullptr && x.numel() > 0;
 }
 
-// conv2d (no bias) through the device's library convolutions.
-Tensor library_conv2d(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
+// conv2d (no bias) through the device's convolution kernels.
+Tensor fused_conv2d(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
   Tensor out = new_empty({x.sizes()[0], weight.sizes()[0], g.h_out, g.w_out}, x.dtype(), x.device());
   {
     autograd::NoGradGuard no_grad;
@@ -191,21 +192,26 @@ Tensor col2im2d(const Tensor& cols, Size2 output_size, Size2 kernel_size, Size2 
   return col2im_rows(permute(cols, {1, 0, 2}), g, output_size[0], output_size[1]);
 }
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride, Size2 padding,
-              Size2 dilation, int64_t groups) {
+namespace {
+
+// The checks, the window's geometry and the first error for a device without im2col2d, shared by
+// conv2d and conv2d_im2col.
+Conv2dGeometry checked_geometry(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride,
+                                Size2 padding, Size2 dilation, int64_t groups) {
   check_conv2d(x, weight, bias, groups);
   const Shape& xs = x.sizes();
-  const int64_t batch = xs[0], c_in = xs[1], c_out = weight.sizes()[0];
   const Size2 kernel_size = {weight.sizes()[2], weight.sizes()[3]};
   const Conv2dGeometry g =
       window_geometry("conv2d", detail::str_cat("input ", xs), xs[2], xs[3], kernel_size, stride, padding, dilation);
   kernel(&Kernels::im2col2d, "conv2d", x);  // a missing kernel is the first error, before any work
-  if (library_conv2d_fits(x)) {
-    const Tensor out = library_conv2d(x, weight, g, groups);
-    return bias.defined() ? add(out, reshape(bias, {c_out, 1, 1})) : out;
-  }
-  const int64_t rows_per_group = c_in / groups * g.kh * g.kw;
+  return g;
+}
 
+Tensor conv2d_composite(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dGeometry& g,
+                        int64_t groups) {
+  const Shape& xs = x.sizes();
+  const int64_t batch = xs[0], c_in = xs[1], c_out = weight.sizes()[0];
+  const int64_t rows_per_group = c_in / groups * g.kh * g.kw;
   // One GEMM per group over all B * L output positions (B small GEMMs are several times slower).
   const Tensor cols = reshape(im2col_rows(x, g), {groups, rows_per_group, batch * g.h_out * g.w_out});
   const Tensor grouped_weight = reshape(weight, {groups, c_out / groups, rows_per_group});
@@ -215,6 +221,22 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 s
   const Tensor out = permute(reshape(out_rows, {c_out, batch, g.h_out * g.w_out}), {1, 0, 2});
   const Tensor ready = bias.defined() ? add(out, reshape(bias, {c_out, 1})) : contiguous(out);
   return reshape(ready, {batch, c_out, g.h_out, g.w_out});
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride, Size2 padding,
+              Size2 dilation, int64_t groups) {
+  const Conv2dGeometry g = checked_geometry(x, weight, bias, stride, padding, dilation, groups);
+  if (!fused_conv2d_fits(x)) return conv2d_composite(x, weight, bias, g, groups);
+  const Tensor out = fused_conv2d(x, weight, g, groups);
+  return bias.defined() ? add(out, reshape(bias, {weight.sizes()[0], 1, 1})) : out;
+}
+
+Tensor conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride, Size2 padding,
+                     Size2 dilation, int64_t groups) {
+  const Conv2dGeometry g = checked_geometry(x, weight, bias, stride, padding, dilation, groups);
+  return conv2d_composite(x, weight, bias, g, groups);
 }
 
 }  // namespace ctxpool::ops

@@ -134,8 +134,8 @@ struct Kernels {
                                    const Tensor& lse, const Tensor& g, double scale, bool causal, const Tensor& delta,
                                    const Tensor& dq, const Tensor& dk, const Tensor& dv) = nullptr;
 
-  // ---- convolution through a vendor library (ops/cuda/cudnn_conv2d.cpp: cuDNN). Null on the CPU and in
-  // CUDA builds without cuDNN, where conv2d runs as im2col2d + matmul ----
+  // ---- whole convolutions (ops/cpu/conv2d.cpp: chunked im2col + GEMM; ops/cuda/cudnn_conv2d.cpp:
+  // cuDNN). Null in CUDA builds without cuDNN, where conv2d runs as the composition im2col2d + matmul ----
   // x [B, C_in, H, W] (B >= 1), weight [C_out, C_in / groups, kh, kw] contiguous -> out
   // [B, C_out, h_out, w_out] (no bias).
   void (*conv2d_forward)(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups,

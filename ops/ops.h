@@ -141,11 +141,17 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor
 // ---- 2-D convolution (ops/conv2d.cpp); sizes are {height, width} ----
 // x [B, C_in, H, W], weight [C_out, C_in / groups, kh, kw], bias [C_out] (optional) ->
 // [B, C_out, H_out, W_out] with H_out = (H + 2 padding[0] - dilation[0] (kh - 1) - 1) / stride[0] + 1
-// (likewise W_out): torch.nn.functional.conv2d, zero padding. im2col2d + one grouped matmul, so it
-// differentiates twice.
+// (likewise W_out): torch.nn.functional.conv2d, zero padding. Runs the device's convolution kernels
+// (CPU: chunked im2col + GEMM; CUDA: cuDNN) where it has them, else conv2d_im2col; differentiates
+// twice either way.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
               std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0},
               std::array<int64_t, 2> dilation = {1, 1}, int64_t groups = 1);
+// The same convolution as a composition of ops (im2col2d + one grouped matmul over the whole batch):
+// what conv2d runs on devices without convolution kernels, and the reference the tests compare to.
+Tensor conv2d_im2col(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                     std::array<int64_t, 2> stride = {1, 1}, std::array<int64_t, 2> padding = {0, 0},
+                     std::array<int64_t, 2> dilation = {1, 1}, int64_t groups = 1);
 // The sliding-window patches, as torch.nn.functional.unfold: x [B, C, H, W] ->
 // cols [B, C * kh * kw, H_out * W_out]; row (c * kh + i) * kw + j holds tap (i, j) of channel c
 // (0 where it falls on the padding). Its backward is col2im2d.

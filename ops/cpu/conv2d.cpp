@@ -1,4 +1,10 @@
-// The data movement behind conv2d (ops/conv2d.cpp): im2col2d copies each kernel tap's view of the
+// conv2d's CPU kernels. conv2d_forward / conv2d_backward (at the end) are the fused convolution that
+// conv2d runs on the CPU: the batch in chunks of a few images, each chunk's columns built in a buffer
+// that stays in cache, multiplied at once and written straight into the output (see "Fused
+// convolution" below). im2col2d / col2im2d are the composition's kernels (ops/conv2d.cpp), used for
+// second derivatives and by the public im2col2d / col2im2d ops.
+//
+// The data movement behind both: im2col2d copies each kernel tap's view of the
 // (zero-padded) input into a row of the column matrix cols [C * kh * kw, B, L], and col2im2d adds
 // such rows back onto the input (its adjoint). Both work on one (batch, channel) plane at a time:
 // the segments of cols that a plane reads or writes belong to no other plane, so the planes run in
@@ -11,7 +17,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include <memory>
+#include <vector>
+
 #include "core/parallel.h"
+#include "ops/cpu/gemm.h"
 #include "ops/kernels.h"
 
 namespace ctxpool::cpu {
@@ -124,11 +134,137 @@ void col2im2d(const Tensor& cols, const Conv2dGeometry& g, const Tensor& x_grad)
   });
 }
 
+// ---- Fused convolution ----
+// conv2d as im2col + GEMM one chunk of images at a time, rather than the composition's one column
+// matrix for the whole batch: a chunk's columns [C_in * kh * kw, n * L] (n images, L = h_out * w_out)
+// are built in a per-thread buffer of about kChunkBytes, so they are written and read back in cache
+// instead of through memory, and the product lands in [B, C_out, L] order without a permute. Chunks
+// run in parallel (each GEMM on one thread); their size depends only on the shapes, never on the thread
+// count, and the weight gradient sums the chunks' products in chunk order, so every result is the same
+// for any number of threads.
+
+constexpr int64_t kChunkBytes = 512 * 1024;  // the columns of one chunk: about half an L2 cache
+
+// A thread's scratch memory, left uninitialised (every element is written before it is read).
+template <typename T>
+struct Buffer {
+  explicit Buffer(int64_t n) : memory(new T[n]) {}
+  T* data() { return memory.get(); }
+  std::unique_ptr<T[]> memory;
+};
+
+struct ConvShape {
+  int64_t batch, c_in, h, w, c_out, groups;
+  int64_t rows;      // C_in * kh * kw: the rows of the columns
+  int64_t l;         // h_out * w_out
+  int64_t per_chunk; // images per chunk
+
+  int64_t group_rows() const { return rows / groups; }     // (C_in / G) * kh * kw: one group's rows
+  int64_t group_out() const { return c_out / groups; }     // C_out / G
+  int64_t chunks() const { return (batch + per_chunk - 1) / per_chunk; }
+};
+
+template <typename T>
+ConvShape conv_shape(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
+  const Shape& s = x.sizes();
+  ConvShape c{s[0], s[1], s[2], s[3], weight.sizes()[0], groups, s[1] * g.kh * g.kw, g.h_out * g.w_out, 1};
+  const int64_t image_bytes = c.rows * c.l * static_cast<int64_t>(sizeof(T));
+  c.per_chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(image_bytes, 1), 1, c.batch);
+  return c;
+}
+
+// out [B, C_out, L] <- weight [C_out, rows] @ columns, chunk by chunk.
+template <typename T>
+void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const ConvShape& c, T* out) {
+  parallel_for(0, c.chunks(), 1, [&](int64_t first, int64_t last) {
+    Buffer<T> cols(c.rows * c.per_chunk * c.l), product(c.c_out * c.per_chunk * c.l);
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t b0 = chunk * c.per_chunk, n = std::min(c.per_chunk, c.batch - b0), width = n * c.l;
+      im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols.data());  // [rows, n, L]
+      // One image: the product is already in output order.
+      T* dst = n == 1 ? out + b0 * c.c_out * c.l : product.data();
+      for (int64_t grp = 0; grp < c.groups; ++grp)
+        gemm<T>(false, false, c.group_out(), width, c.group_rows(), weight + grp * c.group_out() * c.group_rows(),
+                c.group_rows(), cols.data() + grp * c.group_rows() * width, width, dst + grp * c.group_out() * width,
+                width);
+      if (n == 1) continue;
+      for (int64_t co = 0; co < c.c_out; ++co)  // [C_out, n, L] -> [n, C_out, L]
+        for (int64_t i = 0; i < n; ++i)
+          std::memcpy(out + ((b0 + i) * c.c_out + co) * c.l, dst + (co * n + i) * c.l, c.l * sizeof(T));
+    }
+  });
+}
+
+// grad [B, C_out, L] -> grad_x [B, C_in, H, W] (when non-null) and grad_weight [C_out, rows] (when
+// non-null), chunk by chunk; the weight gradient's per-chunk products are summed in chunk order.
+template <typename T>
+void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeometry& g, const ConvShape& c,
+                   T* grad_x, T* grad_weight) {
+  const int64_t weight_numel = c.c_out * c.group_rows();
+  std::vector<T> partial(grad_weight != nullptr ? c.chunks() * weight_numel : 0);
+  parallel_for(0, c.chunks(), 1, [&](int64_t first, int64_t last) {
+    Buffer<T> cols(c.rows * c.per_chunk * c.l), grad_rows(c.c_out * c.per_chunk * c.l);
+    for (int64_t chunk = first; chunk < last; ++chunk) {
+      const int64_t b0 = chunk * c.per_chunk, n = std::min(c.per_chunk, c.batch - b0), width = n * c.l;
+      const T* grad_chunk = grad + b0 * c.c_out * c.l;
+      const T* rows = grad_chunk;  // [C_out, n * L]: the chunk's gradient, gathered unless n == 1
+      if (n > 1) {
+        for (int64_t co = 0; co < c.c_out; ++co)
+          for (int64_t i = 0; i < n; ++i)
+            std::memcpy(grad_rows.data() + (co * n + i) * c.l, grad_chunk + (i * c.c_out + co) * c.l, c.l * sizeof(T));
+        rows = grad_rows.data();
+      }
+      if (grad_weight != nullptr) {  // partial[chunk] = rows @ columns^T, per group
+        im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols.data());
+        for (int64_t grp = 0; grp < c.groups; ++grp)
+          gemm<T>(false, true, c.group_out(), c.group_rows(), width, rows + grp * c.group_out() * width, width,
+                  cols.data() + grp * c.group_rows() * width, width,
+                  partial.data() + chunk * weight_numel + grp * c.group_out() * c.group_rows(), c.group_rows());
+      }
+      if (grad_x != nullptr) {  // columns' gradient = weight^T @ rows, per group, then added back onto the images
+        for (int64_t grp = 0; grp < c.groups; ++grp)
+          gemm<T>(true, false, c.group_rows(), width, c.group_out(), weight + grp * c.group_out() * c.group_rows(),
+                  c.group_rows(), rows + grp * c.group_out() * width, width, cols.data() + grp * c.group_rows() * width,
+                  width);
+        col2im_planes(cols.data(), n, c.c_in, c.h, c.w, g, grad_x + b0 * c.c_in * c.h * c.w);
+      }
+    }
+  });
+  if (grad_weight == nullptr) return;
+  parallel_for(0, weight_numel, 4096, [&](int64_t e0, int64_t e1) {
+    for (int64_t e = e0; e < e1; ++e) {
+      T total = 0;
+      for (int64_t chunk = 0; chunk < c.chunks(); ++chunk) total += partial[chunk * weight_numel + e];
+      grad_weight[e] = total;
+    }
+  });
+}
+
+void conv2d_forward(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups,
+                    const Tensor& out) {
+  CTXPOOL_DISPATCH_FLOAT(x.dtype(), "conv2d", [&] {
+    conv_forward<scalar_t>(x.data_ptr<scalar_t>(), weight.data_ptr<scalar_t>(), g,
+                           conv_shape<scalar_t>(x, weight, g, groups), out.data_ptr<scalar_t>());
+  });
+}
+
+void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, const Conv2dGeometry& g,
+                     int64_t groups, const Tensor& grad_x, const Tensor& grad_weight) {
+  CTXPOOL_DISPATCH_FLOAT(x.dtype(), "conv2d backward", [&] {
+    using T = scalar_t;
+    conv_backward<T>(x.data_ptr<T>(), weight.data_ptr<T>(), grad.data_ptr<T>(), g, conv_shape<T>(x, weight, g, groups),
+                     grad_x.defined() ? grad_x.data_ptr<T>() : nullptr,
+                     grad_weight.defined() ? grad_weight.data_ptr<T>() : nullptr);
+  });
+}
+
 }  // namespace
 
 void add_conv2d_kernels(Kernels& k) {
   k.im2col2d = im2col2d;
   k.col2im2d = col2im2d;
+  k.conv2d_forward = conv2d_forward;
+  k.conv2d_backward = conv2d_backward;
 }
 
 }  // namespace ctxpool::cpu

@@ -1,8 +1,14 @@
-// Batched matrix multiply: BLAS sgemm/dgemm per batch entry (OpenBLAS's OpenMP build shares our
-// thread pool), or a plain blocked loop when built without BLAS.
+// Batched matrix multiply: one GEMM per batch entry. float32 runs our AVX-512 kernel where the CPU has
+// AVX-512 (ops/cpu/sgemm_avx512.h says why), else BLAS sgemm; float64 runs BLAS dgemm (OpenBLAS's
+// OpenMP build shares our thread pool); without BLAS, a plain loop. CTXPOOL_GEMM=blas sends float32
+// to BLAS too (to compare the two, or to keep a long experiment on one kernel).
+#include <cstdlib>
+#include <cstring>
 #include <vector>
 
 #include "core/parallel.h"
+#include "ops/cpu/gemm.h"
+#include "ops/cpu/sgemm_avx512.h"
 #include "ops/kernels.h"
 
 #ifdef CTXPOOL_HAVE_BLAS
@@ -11,7 +17,6 @@
 
 namespace ctxpool::cpu {
 
-// Reached through the kernel table only (add_matmul_kernels at the end).
 namespace {
 
 template <typename T>
@@ -30,9 +35,22 @@ void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A
   }
 }
 
+bool use_own_sgemm() {
+  static const bool own = [] {
+    const char* choice = std::getenv("CTXPOOL_GEMM");
+    return sgemm_avx512_available() && !(choice != nullptr && std::strcmp(choice, "blas") == 0);
+  }();
+  return own;
+}
+
+}  // namespace
+
 template <typename T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
           int64_t ldb, T* C, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    if (use_own_sgemm()) return sgemm_avx512(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+  }
 #ifdef CTXPOOL_HAVE_BLAS
   const auto TA = ta ? CblasTrans : CblasNoTrans;
   const auto TB = tb ? CblasTrans : CblasNoTrans;
@@ -45,6 +63,14 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t
   gemm_fallback(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
 #endif
 }
+
+template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                           int64_t);
+template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
+                            double*, int64_t);
+
+// Reached through the kernel table only (add_matmul_kernels at the end).
+namespace {
 
 // a [..., M, K] and b [..., K, N] (batch dims broadcast, possibly stride 0) -> out [..., M, N].
 void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {

@@ -7,7 +7,7 @@
 // math only (no TF32, so results match the CPU to float32 tolerance) unless cuda::set_allow_tf32(true).
 //
 // NOT YET RUN ON A GPU: written and compiled without one; tests/cuda/test_parity.cpp's conv2d cases
-// compare it with the CPU's im2col + matmul once a GPU is present.
+// compare it with the CPU's convolution once a GPU is present.
 #include <climits>
 #include <vector>
 

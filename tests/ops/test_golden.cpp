@@ -157,19 +157,23 @@ void check_batch_norm(DType dtype, Tolerance forward, Tolerance grad) {
   }
 }
 
+// conv2d (the CPU's fused kernels) or conv2d_im2col (the composition), against the same file.
 void check_conv2d(DType dtype, Tolerance forward, Tolerance grad) {
   GoldenFile golden;
   if (!load_golden("conv2d", &golden)) return;
-  for (int i = 0; i < golden.cases; ++i) {
-    const std::string name = golden.describe(i);
+  for (int run = 0; run < 2 * golden.cases; ++run) {
+    const bool composition = run >= golden.cases;
+    const int i = run % golden.cases;
+    const auto conv = composition ? ops::conv2d_im2col : ops::conv2d;
+    const std::string name = golden.describe(i) + (composition ? " (conv2d_im2col)" : "");
     SCOPED_TRACE(name + " " + golden.metadata.at("case" + std::to_string(i)));
     const nlohmann::json o = golden.options(i);
     const bool has_bias = o.at("bias").get<bool>();
     ASSERT_EQ(has_bias, golden.has(i, "bias")) << name;
     Tensor x = leaf(golden.get(i, "x"), dtype), weight = leaf(golden.get(i, "weight"), dtype);
     Tensor bias = has_bias ? leaf(golden.get(i, "bias"), dtype) : Tensor();
-    Tensor y = ops::conv2d(x, weight, bias, size2(o.at("stride")), size2(o.at("padding")), size2(o.at("dilation")),
-                           o.at("groups").get<int64_t>());
+    Tensor y = conv(x, weight, bias, size2(o.at("stride")), size2(o.at("padding")), size2(o.at("dilation")),
+                    o.at("groups").get<int64_t>());
     y.backward(golden.get(i, "gy").to(dtype));
     expect_close(y, golden.get(i, "y"), forward, name + " y");
     expect_close(x.grad(), golden.get(i, "gx"), grad, name + " gx");

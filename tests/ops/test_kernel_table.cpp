@@ -39,12 +39,9 @@ std::string positions(const std::vector<size_t>& v) {
 
 TEST(KernelTable, CpuFillsEveryEntryButTheCudaFastPaths) {
   EXPECT_GE(kEntries, 25u);  // every CPU kernel of today; more as kernels are added
-  // The fused attention and the library convolutions are CUDA fast paths; where they are null the ops
-  // run their general kernels (unfused attention, im2col + matmul).
+  // The fused attention is a CUDA fast path; where it is null, attention runs its unfused kernels.
   const std::vector<size_t> fast_paths = {offsetof(Kernels, flash_attention_forward) / sizeof(AnyKernel),
-                                          offsetof(Kernels, flash_attention_backward) / sizeof(AnyKernel),
-                                          offsetof(Kernels, conv2d_forward) / sizeof(AnyKernel),
-                                          offsetof(Kernels, conv2d_backward) / sizeof(AnyKernel)};
+                                          offsetof(Kernels, flash_attention_backward) / sizeof(AnyKernel)};
   const std::vector<size_t> missing = null_entries(kernels(kCPU));
   EXPECT_EQ(missing, fast_paths) << "null CPU entries at positions (declaration order in ops/kernels.h): "
                                  << positions(missing);

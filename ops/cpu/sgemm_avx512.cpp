@@ -1,0 +1,208 @@
+// The AVX-512 float32 GEMM (sgemm_avx512.h says why it exists).
+//
+//   for each block of kNc columns of B and C            (the packed B block stays in L2 / L3)
+//     for each block of kKc values of k                 (C accumulates one k-block after another)
+//       pack B[k-block, column block] into 32-wide panels, k-major: [kc][32]
+//       for each block of kMc rows of A and C
+//         pack A[row block, k-block] into 12-tall panels, k-major: [kc][12]
+//         for each 32-wide B panel, for each 12-tall A panel: one 12 x 32 tile of C
+//
+// A tile keeps its 12 x 32 sums in 24 zmm registers for the whole k-block: each step loads 32 values
+// of B (two registers), broadcasts 12 values of A and does 24 fused multiply-adds. Panels are padded
+// with zeros to whole tiles; the tile's loads of B and stores to C are masked at the edges of C.
+#include "ops/cpu/sgemm_avx512.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define CTXPOOL_SGEMM_AVX512 1
+#include <immintrin.h>
+#endif
+
+namespace ctxpool::cpu {
+
+#ifdef CTXPOOL_SGEMM_AVX512
+
+namespace {
+
+constexpr int64_t kMr = 12, kNr = 32;  // the tile: 12 rows x 32 columns (two 16-float registers)
+constexpr int64_t kKc = 256;           // k per block: a 32-wide B panel (32 KiB) stays in L1
+constexpr int64_t kMc = 144;           // rows per packed A block (144 KiB, in L2)
+constexpr int64_t kNc = 2048;          // columns per packed B block (2 MiB)
+
+// Per-thread packing memory, kept between calls (the threads of OpenMP's pool live on) and 64-byte
+// aligned for the aligned loads of the B panels.
+float* scratch(int which, int64_t floats) {
+  struct Slot {
+    float* data = nullptr;
+    int64_t size = 0;
+    ~Slot() { std::free(data); }
+  };
+  thread_local Slot slots[2];
+  Slot& s = slots[which];
+  if (s.size < floats) {
+    std::free(s.data);
+    s.data = static_cast<float*>(std::aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
+    CTXPOOL_CHECK(s.data != nullptr, "matmul: cannot allocate ", floats * sizeof(float), " bytes of packing memory");
+    s.size = floats;
+  }
+  return s.data;
+}
+
+// op(B)[k0 + k, j0 + j] for k < kc, j < nc -> panels [ceil(nc / 32)][kc][32], zero beyond nc.
+void pack_b(bool trans, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* out) {
+  for (int64_t jp = 0; jp < nc; jp += kNr) {
+    const int64_t width = std::min(kNr, nc - jp);
+    float* panel = out + jp * kc;
+    if (!trans) {
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = B + (k0 + k) * ldb + j0 + jp;
+        float* dst = panel + k * kNr;
+        std::memcpy(dst, src, width * sizeof(float));
+        std::fill(dst + width, dst + kNr, 0.0f);
+      }
+    } else {  // B is stored [N, K]: read each column of op(B) along its row of B
+      for (int64_t j = 0; j < kNr; ++j) {
+        if (j >= width) {
+          for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = 0.0f;
+          continue;
+        }
+        const float* src = B + (j0 + jp + j) * ldb + k0;
+        for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = src[k];
+      }
+    }
+  }
+}
+
+// op(A)[i0 + i, k0 + k] for i < mc, k < kc -> panels [ceil(mc / 12)][kc][12], zero beyond mc.
+void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int64_t k0, int64_t kc, float* out) {
+  for (int64_t ip = 0; ip < mc; ip += kMr) {
+    const int64_t height = std::min(kMr, mc - ip);
+    float* panel = out + ip * kc;
+    if (trans) {  // A is stored [K, M]: the 12 values of one k are adjacent
+      for (int64_t k = 0; k < kc; ++k) {
+        const float* src = A + (k0 + k) * lda + i0 + ip;
+        float* dst = panel + k * kMr;
+        for (int64_t i = 0; i < kMr; ++i) dst[i] = i < height ? src[i] : 0.0f;
+      }
+    } else {
+      for (int64_t i = 0; i < kMr; ++i) {
+        if (i >= height) {
+          for (int64_t k = 0; k < kc; ++k) panel[k * kMr + i] = 0.0f;
+          continue;
+        }
+        const float* src = A + (i0 + ip + i) * lda + k0;
+        for (int64_t k = 0; k < kc; ++k) panel[k * kMr + i] = src[k];
+      }
+    }
+  }
+}
+
+// C[rows, cols] (= or +=) a_panel [kc][12] @ b [kc][32 columns, row k at b + k * ldb], rows <= 12,
+// cols <= 32: b is a packed panel (ldb 32) or B itself; loads and stores are masked past column `cols`.
+__attribute__((target("avx512f"))) void tile(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
+                                             int64_t ldc, int64_t rows, int64_t cols, bool accumulate) {
+  const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
+  const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1);
+  __m512 acc[kMr][2];
+#pragma GCC unroll 12
+  for (int i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; ++k, a += kMr, b += ldb) {
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+#pragma GCC unroll 12
+    for (int i = 0; i < kMr; ++i) {
+      const __m512 ai = _mm512_set1_ps(a[i]);
+      acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+      acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+    }
+  }
+#pragma GCC unroll 12
+  for (int i = 0; i < kMr; ++i) {
+    if (i >= rows) break;
+    float* row = c + i * ldc;
+    __m512 lo = acc[i][0], hi = acc[i][1];
+    if (accumulate) {
+      lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m0, row));
+      hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m1, row + 16));
+    }
+    _mm512_mask_storeu_ps(row, m0, lo);
+    _mm512_mask_storeu_ps(row + 16, m1, hi);
+  }
+}
+
+// The whole product on the calling thread. B is packed when it is transposed (its columns are
+// strided) or when more than one block of A's rows will reuse the packed panels; otherwise the tiles
+// read B's rows in place, which saves a pass over B when M is small (a convolution's C_out rows).
+void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float* C, int64_t ldc) {
+  const bool pack_b_panels = tb || M > kMc;
+  float* packed_b = pack_b_panels ? scratch(0, kKc * std::min(kNc, (N + kNr - 1) / kNr * kNr)) : nullptr;
+  float* packed_a = scratch(1, kKc * std::min(kMc, (M + kMr - 1) / kMr * kMr));
+  for (int64_t jc = 0; jc < N; jc += kNc) {
+    const int64_t nc = std::min(kNc, N - jc);
+    for (int64_t pc = 0; pc < K; pc += kKc) {
+      const int64_t kc = std::min(kKc, K - pc);
+      if (pack_b_panels) pack_b(tb, B, ldb, pc, kc, jc, nc, packed_b);
+      for (int64_t ic = 0; ic < M; ic += kMc) {
+        const int64_t mc = std::min(kMc, M - ic);
+        pack_a(ta, A, lda, ic, mc, pc, kc, packed_a);
+        for (int64_t jr = 0; jr < nc; jr += kNr) {
+          const float* b = pack_b_panels ? packed_b + jr * kc : B + pc * ldb + jc + jr;
+          const int64_t b_stride = pack_b_panels ? kNr : ldb;
+          for (int64_t ir = 0; ir < mc; ir += kMr)
+            tile(kc, packed_a + ir * kc, b, b_stride, C + (ic + ir) * ldc + jc + jr, ldc, std::min(kMr, mc - ir),
+                 std::min(kNr, nc - jr), /*accumulate=*/pc > 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+bool sgemm_avx512_available() {
+  static const bool available = __builtin_cpu_supports("avx512f");
+  return available;
+}
+
+void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float* C, int64_t ldc) {
+  if (M <= 0 || N <= 0) return;
+  if (K <= 0) {
+    for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    return;
+  }
+  // Threads take whole tiles of the longer side of C; each packs its own part of that operand and
+  // all of the other (small next to the product when the split side is long).
+  const int64_t row_tiles = (M + kMr - 1) / kMr, col_tiles = (N + kNr - 1) / kNr;
+  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 22) / std::max<int64_t>(1, K * (col_tiles >= row_tiles ? M * kNr : N * kMr)));
+  if (col_tiles >= row_tiles) {
+    parallel_for(0, col_tiles, grain, [&](int64_t t0, int64_t t1) {
+      const int64_t j0 = t0 * kNr, j1 = std::min(N, t1 * kNr);
+      sgemm_serial(ta, tb, M, j1 - j0, K, A, lda, tb ? B + j0 * ldb : B + j0, ldb, C + j0, ldc);
+    });
+  } else {
+    parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
+      const int64_t i0 = t0 * kMr, i1 = std::min(M, t1 * kMr);
+      sgemm_serial(ta, tb, i1 - i0, N, K, ta ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, ldc);
+    });
+  }
+}
+
+#else  // not x86-64 with GCC / Clang
+
+bool sgemm_avx512_available() { return false; }
+
+void sgemm_avx512(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
+                  int64_t) {
+  CTXPOOL_CHECK(false, "sgemm_avx512: not built for this CPU (x86-64 with GCC or Clang only)");
+}
+
+#endif
+
+}  // namespace ctxpool::cpu
