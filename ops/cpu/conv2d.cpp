@@ -17,11 +17,9 @@
 #include <algorithm>
 #include <cstring>
 
-#include <memory>
-#include <vector>
-
 #include "core/parallel.h"
 #include "ops/cpu/gemm.h"
+#include "ops/cpu/scratch.h"
 #include "ops/kernels.h"
 
 namespace ctxpool::cpu {
@@ -145,14 +143,6 @@ void col2im2d(const Tensor& cols, const Conv2dGeometry& g, const Tensor& x_grad)
 
 constexpr int64_t kChunkBytes = 512 * 1024;  // the columns of one chunk: about half an L2 cache
 
-// A thread's scratch memory, left uninitialised (every element is written before it is read).
-template <typename T>
-struct Buffer {
-  explicit Buffer(int64_t n) : memory(new T[n]) {}
-  T* data() { return memory.get(); }
-  std::unique_ptr<T[]> memory;
-};
-
 struct ConvShape {
   int64_t batch, c_in, h, w, c_out, groups;
   int64_t rows;      // C_in * kh * kw: the rows of the columns
@@ -177,15 +167,16 @@ ConvShape conv_shape(const Tensor& x, const Tensor& weight, const Conv2dGeometry
 template <typename T>
 void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const ConvShape& c, T* out) {
   parallel_for(0, c.chunks(), 1, [&](int64_t first, int64_t last) {
-    Buffer<T> cols(c.rows * c.per_chunk * c.l), product(c.c_out * c.per_chunk * c.l);
+    T* cols = thread_scratch<T>(2, c.rows * c.per_chunk * c.l);
+    T* product = thread_scratch<T>(3, c.c_out * c.per_chunk * c.l);
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t b0 = chunk * c.per_chunk, n = std::min(c.per_chunk, c.batch - b0), width = n * c.l;
-      im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols.data());  // [rows, n, L]
+      im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols);  // [rows, n, L]
       // One image: the product is already in output order.
-      T* dst = n == 1 ? out + b0 * c.c_out * c.l : product.data();
+      T* dst = n == 1 ? out + b0 * c.c_out * c.l : product;
       for (int64_t grp = 0; grp < c.groups; ++grp)
         gemm<T>(false, false, c.group_out(), width, c.group_rows(), weight + grp * c.group_out() * c.group_rows(),
-                c.group_rows(), cols.data() + grp * c.group_rows() * width, width, dst + grp * c.group_out() * width,
+                c.group_rows(), cols + grp * c.group_rows() * width, width, dst + grp * c.group_out() * width,
                 width);
       if (n == 1) continue;
       for (int64_t co = 0; co < c.c_out; ++co)  // [C_out, n, L] -> [n, C_out, L]
@@ -197,13 +188,14 @@ void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const Co
 
 // grad [B, C_out, L] -> grad_x [B, C_in, H, W] (when non-null) and grad_weight [C_out, rows] (when
 // non-null), chunk by chunk; the weight gradient's per-chunk products are summed in chunk order.
+// `partial` holds chunks() weight gradients (when grad_weight is non-null).
 template <typename T>
 void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeometry& g, const ConvShape& c,
-                   T* grad_x, T* grad_weight) {
+                   T* grad_x, T* grad_weight, T* partial) {
   const int64_t weight_numel = c.c_out * c.group_rows();
-  std::vector<T> partial(grad_weight != nullptr ? c.chunks() * weight_numel : 0);
   parallel_for(0, c.chunks(), 1, [&](int64_t first, int64_t last) {
-    Buffer<T> cols(c.rows * c.per_chunk * c.l), grad_rows(c.c_out * c.per_chunk * c.l);
+    T* cols = thread_scratch<T>(2, c.rows * c.per_chunk * c.l);
+    T* grad_rows = thread_scratch<T>(3, c.c_out * c.per_chunk * c.l);
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t b0 = chunk * c.per_chunk, n = std::min(c.per_chunk, c.batch - b0), width = n * c.l;
       const T* grad_chunk = grad + b0 * c.c_out * c.l;
@@ -211,22 +203,22 @@ void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeome
       if (n > 1) {
         for (int64_t co = 0; co < c.c_out; ++co)
           for (int64_t i = 0; i < n; ++i)
-            std::memcpy(grad_rows.data() + (co * n + i) * c.l, grad_chunk + (i * c.c_out + co) * c.l, c.l * sizeof(T));
-        rows = grad_rows.data();
+            std::memcpy(grad_rows + (co * n + i) * c.l, grad_chunk + (i * c.c_out + co) * c.l, c.l * sizeof(T));
+        rows = grad_rows;
       }
       if (grad_weight != nullptr) {  // partial[chunk] = rows @ columns^T, per group
-        im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols.data());
+        im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols);
         for (int64_t grp = 0; grp < c.groups; ++grp)
           gemm<T>(false, true, c.group_out(), c.group_rows(), width, rows + grp * c.group_out() * width, width,
-                  cols.data() + grp * c.group_rows() * width, width,
-                  partial.data() + chunk * weight_numel + grp * c.group_out() * c.group_rows(), c.group_rows());
+                  cols + grp * c.group_rows() * width, width,
+                  partial + chunk * weight_numel + grp * c.group_out() * c.group_rows(), c.group_rows());
       }
       if (grad_x != nullptr) {  // columns' gradient = weight^T @ rows, per group, then added back onto the images
         for (int64_t grp = 0; grp < c.groups; ++grp)
           gemm<T>(true, false, c.group_rows(), width, c.group_out(), weight + grp * c.group_out() * c.group_rows(),
-                  c.group_rows(), rows + grp * c.group_out() * width, width, cols.data() + grp * c.group_rows() * width,
+                  c.group_rows(), rows + grp * c.group_out() * width, width, cols + grp * c.group_rows() * width,
                   width);
-        col2im_planes(cols.data(), n, c.c_in, c.h, c.w, g, grad_x + b0 * c.c_in * c.h * c.w);
+        col2im_planes(cols, n, c.c_in, c.h, c.w, g, grad_x + b0 * c.c_in * c.h * c.w);
       }
     }
   });
@@ -252,9 +244,13 @@ void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, 
                      int64_t groups, const Tensor& grad_x, const Tensor& grad_weight) {
   CTXPOOL_DISPATCH_FLOAT(x.dtype(), "conv2d backward", [&] {
     using T = scalar_t;
-    conv_backward<T>(x.data_ptr<T>(), weight.data_ptr<T>(), grad.data_ptr<T>(), g, conv_shape<T>(x, weight, g, groups),
+    const ConvShape c = conv_shape<T>(x, weight, g, groups);
+    // From the tensor allocator's cache: the same size every step (fresh pages would fault).
+    const Tensor partial = grad_weight.defined() ? empty({c.chunks() * grad_weight.numel()}, x.dtype()) : Tensor();
+    conv_backward<T>(x.data_ptr<T>(), weight.data_ptr<T>(), grad.data_ptr<T>(), g, c,
                      grad_x.defined() ? grad_x.data_ptr<T>() : nullptr,
-                     grad_weight.defined() ? grad_weight.data_ptr<T>() : nullptr);
+                     grad_weight.defined() ? grad_weight.data_ptr<T>() : nullptr,
+                     partial.defined() ? partial.data_ptr<T>() : nullptr);
   });
 }
 

@@ -14,11 +14,11 @@
 
 #include <algorithm>
 #include <climits>
-#include <cstdlib>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "ops/cpu/scratch.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define CTXPOOL_SGEMM_AVX512 1
@@ -36,33 +36,56 @@ constexpr int64_t kKc = 256;           // k per block: a 32-wide B panel (32 KiB
 constexpr int64_t kMc = 144;           // rows per packed A block (144 KiB, in L2)
 constexpr int64_t kNc = 2048;          // columns per packed B block (2 MiB)
 
-// Per-thread packing memory, kept between calls (the threads of OpenMP's pool live on) and 64-byte
-// aligned for the aligned loads of the B panels.
-float* scratch(int which, int64_t floats) {
-  struct Slot {
-    float* data = nullptr;
-    int64_t size = 0;
-    ~Slot() { std::free(data); }
-  };
-  thread_local Slot slots[2];
-  Slot& s = slots[which];
-  if (s.size < floats) {
-    std::free(s.data);
-    s.data = static_cast<float*>(std::aligned_alloc(64, ((floats * sizeof(float) + 63) / 64) * 64));
-    CTXPOOL_CHECK(s.data != nullptr, "matmul: cannot allocate ", floats * sizeof(float), " bytes of packing memory");
-    s.size = floats;
+// out[c][0..15] = rows[0..15][c] for c < 16: a 16 x 16 transpose in registers. Each output row c
+// gathers column c from four groups of four input rows: unpacking pairs of floats, then pairs of
+// pairs, leaves column 4L + q of rows 4g..4g+3 in 128-bit lane L of vector 4g + q; two rounds of lane
+// shuffles then put the four groups' lane L side by side.
+// GCC 12's own unpack intrinsics start from an "undefined" register and warn about it here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) void transpose_16x16(__m512 r[16], float* out, int64_t out_stride) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);  // per lane: r[i][4L], r[i+1][4L], r[i][4L+1], r[i+1][4L+1]
+    t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
   }
-  return s.data;
+  for (int i = 0; i < 16; i += 4) {
+    const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 2]);
+    const __m512d c = _mm512_castps_pd(t[i + 1]), d = _mm512_castps_pd(t[i + 3]);
+    u[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));      // lane L: column 4L of rows i..i+3
+    u[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));  // column 4L + 1
+    u[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));  // column 4L + 2
+    u[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));  // column 4L + 3
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512 w0 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0x44);       // lanes 0, 1 of groups 0 and 1
+    const __m512 w1 = _mm512_shuffle_f32x4(u[q], u[4 + q], 0xEE);       // lanes 2, 3 of groups 0 and 1
+    const __m512 w2 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0x44);  // lanes 0, 1 of groups 2 and 3
+    const __m512 w3 = _mm512_shuffle_f32x4(u[8 + q], u[12 + q], 0xEE);  // lanes 2, 3 of groups 2 and 3
+    _mm512_store_ps(out + (0 + q) * out_stride, _mm512_shuffle_f32x4(w0, w2, 0x88));   // column q
+    _mm512_store_ps(out + (4 + q) * out_stride, _mm512_shuffle_f32x4(w0, w2, 0xDD));   // column 4 + q
+    _mm512_store_ps(out + (8 + q) * out_stride, _mm512_shuffle_f32x4(w1, w3, 0x88));   // column 8 + q
+    _mm512_store_ps(out + (12 + q) * out_stride, _mm512_shuffle_f32x4(w1, w3, 0xDD));  // column 12 + q
+  }
 }
+#pragma GCC diagnostic pop
 
-// A whole 32-wide panel of a transposed B: panel[k][j] = rows[j * ldb + k], 16 rows per gather (one
-// gather is several times faster than 16 scalar copies that each write a different cache line).
+// A whole 32-wide panel of a transposed B: panel[k][j] = rows[j * ldb + k] for j < 32, k < kc. Blocks
+// of 16 k are transposed in registers; the last kc % 16 values are gathered across 16 rows at once.
 __attribute__((target("avx512f"))) void pack_b_rows(const float* rows, int64_t ldb, int64_t kc, float* panel) {
+  int64_t k = 0;
+  for (; k + 16 <= kc; k += 16) {
+    for (int half = 0; half < 2; ++half) {
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows + (half * 16 + i) * ldb + k);
+      transpose_16x16(r, panel + k * kNr + half * 16, kNr);
+    }
+  }
   const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                              _mm512_set1_epi32(static_cast<int>(ldb)));
   const float* upper = rows + 16 * ldb;
   const __m512 none = _mm512_setzero_ps();  // the masked form: the unmasked one trips -Wmaybe-uninitialized
-  for (int64_t k = 0; k < kc; ++k) {
+  for (; k < kc; ++k) {
     _mm512_store_ps(panel + k * kNr, _mm512_mask_i32gather_ps(none, 0xFFFF, offsets, rows + k, 4));
     _mm512_store_ps(panel + k * kNr + 16, _mm512_mask_i32gather_ps(none, 0xFFFF, offsets, upper + k, 4));
   }
@@ -157,8 +180,8 @@ __attribute__((target("avx512f"))) void tile(int64_t kc, const float* a, const f
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float* C, int64_t ldc) {
   const bool pack_b_panels = tb || M > kMc;
-  float* packed_b = pack_b_panels ? scratch(0, kKc * std::min(kNc, (N + kNr - 1) / kNr * kNr)) : nullptr;
-  float* packed_a = scratch(1, kKc * std::min(kMc, (M + kMr - 1) / kMr * kMr));
+  float* packed_b = pack_b_panels ? thread_scratch<float>(0, kKc * std::min(kNc, (N + kNr - 1) / kNr * kNr)) : nullptr;
+  float* packed_a = thread_scratch<float>(1, kKc * std::min(kMc, (M + kMr - 1) / kMr * kMr));
   for (int64_t jc = 0; jc < N; jc += kNc) {
     const int64_t nc = std::min(kNc, N - jc);
     for (int64_t pc = 0; pc < K; pc += kKc) {
