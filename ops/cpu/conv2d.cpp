@@ -16,6 +16,7 @@
 // copy that interval and zero the rest without testing every element.
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "core/parallel.h"
 #include "ops/cpu/gemm.h"
@@ -53,6 +54,45 @@ int64_t first_segment(int64_t b, int64_t c, int64_t batch, const Conv2dGeometry&
   return (c * g.kh * g.kw * batch + b) * g.h_out * g.w_out;
 }
 
+// Stride 1 and an output as wide as the input (a "same" convolution, e.g. 3x3 with padding 1): a
+// tap's output plane is then the input plane shifted by one constant offset.
+bool same_width_stride_1(const Conv2dGeometry& g, int64_t w) {
+  return g.stride_h == 1 && g.stride_w == 1 && g.w_out == w;
+}
+
+// Zeroes columns [0, cs.begin) and [cs.end, w) of rows [rows.begin, rows.end) of a [*, w] plane:
+// column by column, as one or two padding columns are all a 3x3 or 5x5 window has.
+template <typename T>
+void zero_padding_columns(T* plane, int64_t w, Interval rows, Interval cs) {
+  for (int64_t c = 0; c < w; c = c + 1 == cs.begin ? cs.end : c + 1) {
+    if (c >= cs.begin && c < cs.end) continue;
+    for (int64_t oh = rows.begin; oh < rows.end; ++oh) plane[oh * w + c] = T(0);
+  }
+}
+
+// One tap's output plane [h_out * w] in that case: output element o reads plane[o + shift] where it
+// is inside the input, else 0. The valid rows are one block of memory on both sides, copied at once;
+// the columns of those rows that fall on the left or right padding are zeroed afterwards.
+template <typename T>
+void copy_shifted_plane(const T* plane, int64_t w, int64_t shift, Interval rows, Interval cs, int64_t l, T* out) {
+  const int64_t first = rows.begin * w + cs.begin, last = (rows.end - 1) * w + cs.end;
+  std::fill(out, out + first, T(0));
+  std::memcpy(out + first, plane + first + shift, (last - first) * sizeof(T));
+  std::fill(out + last, out + l, T(0));
+  zero_padding_columns(out, w, rows, cs);
+}
+
+// The adjoint of copy_shifted_plane, adding one tap's plane `in` onto the input plane; `in` is
+// scratch that may be overwritten: its entries on the padding columns are zeroed so that one loop
+// over the valid block adds exactly the valid entries.
+template <typename T>
+void add_shifted_plane(T* in, int64_t w, int64_t shift, Interval rows, Interval cs, T* plane) {
+  zero_padding_columns(in, w, rows, cs);
+  const int64_t first = rows.begin * w + cs.begin, last = (rows.end - 1) * w + cs.end;
+  T* dst = plane + shift;
+  for (int64_t o = first; o < last; ++o) dst[o] += in[o];
+}
+
 // x [B, C, H, W] -> cols [C * kh * kw, B, h_out * w_out], both contiguous.
 template <typename T>
 void im2col_planes(const T* x, int64_t batch, int64_t channels, int64_t h, int64_t w, const Conv2dGeometry& g,
@@ -69,6 +109,10 @@ void im2col_planes(const T* x, int64_t batch, int64_t channels, int64_t h, int64
           const int64_t col_offset = j * g.dil_w - g.pad_w;
           const Interval cs = valid_outputs(w, g.w_out, g.stride_w, col_offset);
           T* out = segments + (i * g.kw + j) * tap_stride;
+          if (same_width_stride_1(g, w) && rows.end > rows.begin && cs.end > cs.begin) {
+            copy_shifted_plane(plane, w, row_offset * w + col_offset, rows, cs, l, out);
+            continue;
+          }
           // Output rows that read the top or bottom padding are all zero.
           std::fill(out, out + rows.begin * g.w_out, T(0));
           std::fill(out + rows.end * g.w_out, out + l, T(0));
@@ -89,16 +133,19 @@ void im2col_planes(const T* x, int64_t batch, int64_t channels, int64_t h, int64
   });
 }
 
-// cols [C * kh * kw, B, h_out * w_out] -> x_grad [B, C, H, W] (zeroed first), both contiguous.
+// cols [C * kh * kw, B, h_out * w_out] -> x_grad [B, C, H, W] (zeroed first), both contiguous. Cols
+// is `const T*`, or `T*` for scratch columns that may be overwritten (the fused backward's own
+// buffer), which lets "same" convolutions add each tap in one loop (add_shifted_plane).
 // Within a plane the taps are added in the order (i, j, oh, ow): fixed, whatever the thread count.
-template <typename T>
-void col2im_planes(const T* cols, int64_t batch, int64_t channels, int64_t h, int64_t w, const Conv2dGeometry& g,
+template <typename T, typename Cols>
+void col2im_planes(Cols cols, int64_t batch, int64_t channels, int64_t h, int64_t w, const Conv2dGeometry& g,
                    T* x_grad) {
+  constexpr bool kScratch = !std::is_const_v<std::remove_pointer_t<Cols>>;
   const int64_t l = g.h_out * g.w_out, tap_stride = batch * l;
   parallel_for(0, batch * channels, plane_grain(g), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       T* plane = x_grad + p * h * w;
-      const T* segments = cols + first_segment(p / channels, p % channels, batch, g);
+      const Cols segments = cols + first_segment(p / channels, p % channels, batch, g);
       std::fill(plane, plane + h * w, T(0));
       for (int64_t i = 0; i < g.kh; ++i) {
         const int64_t row_offset = i * g.dil_h - g.pad_h;
@@ -106,11 +153,22 @@ void col2im_planes(const T* cols, int64_t batch, int64_t channels, int64_t h, in
         for (int64_t j = 0; j < g.kw; ++j) {
           const int64_t col_offset = j * g.dil_w - g.pad_w;
           const Interval cs = valid_outputs(w, g.w_out, g.stride_w, col_offset);
-          const T* in = segments + (i * g.kw + j) * tap_stride;
+          const Cols in = segments + (i * g.kw + j) * tap_stride;
+          if constexpr (kScratch) {
+            if (same_width_stride_1(g, w) && rows.end > rows.begin && cs.end > cs.begin) {
+              add_shifted_plane(in, w, row_offset * w + col_offset, rows, cs, plane);
+              continue;
+            }
+          }
           for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
             T* dst_row = plane + (oh * g.stride_h + row_offset) * w;
             const T* src_row = in + oh * g.w_out;
-            for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow * g.stride_w + col_offset] += src_row[ow];
+            if (g.stride_w == 1) {  // a loop the compiler vectorises
+              T* dst = dst_row + col_offset;
+              for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst[ow] += src_row[ow];
+            } else {
+              for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow * g.stride_w + col_offset] += src_row[ow];
+            }
           }
         }
       }
@@ -128,7 +186,8 @@ void im2col2d(const Tensor& x, const Conv2dGeometry& g, const Tensor& cols) {
 void col2im2d(const Tensor& cols, const Conv2dGeometry& g, const Tensor& x_grad) {
   const Shape& s = x_grad.sizes();
   CTXPOOL_DISPATCH_FLOAT(x_grad.dtype(), "col2im2d", [&] {
-    col2im_planes<scalar_t>(cols.data_ptr<scalar_t>(), s[0], s[1], s[2], s[3], g, x_grad.data_ptr<scalar_t>());
+    col2im_planes<scalar_t, const scalar_t*>(cols.data_ptr<scalar_t>(), s[0], s[1], s[2], s[3], g,
+                                             x_grad.data_ptr<scalar_t>());
   });
 }
 
@@ -218,7 +277,7 @@ void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeome
           gemm<T>(true, false, c.group_rows(), width, c.group_out(), weight + grp * c.group_out() * c.group_rows(),
                   c.group_rows(), rows + grp * c.group_out() * width, width, cols + grp * c.group_rows() * width,
                   width);
-        col2im_planes(cols, n, c.c_in, c.h, c.w, g, grad_x + b0 * c.c_in * c.h * c.w);
+        col2im_planes<T, T*>(cols, n, c.c_in, c.h, c.w, g, grad_x + b0 * c.c_in * c.h * c.w);
       }
     }
   });

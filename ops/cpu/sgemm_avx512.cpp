@@ -70,24 +70,28 @@ __attribute__((target("avx512f"))) void transpose_16x16(__m512 r[16], float* out
 }
 #pragma GCC diagnostic pop
 
-// A whole 32-wide panel of a transposed B: panel[k][j] = rows[j * ldb + k] for j < 32, k < kc. Blocks
-// of 16 k are transposed in registers; the last kc % 16 values are gathered across 16 rows at once.
-__attribute__((target("avx512f"))) void pack_b_rows(const float* rows, int64_t ldb, int64_t kc, float* panel) {
-  int64_t k = 0;
-  for (; k + 16 <= kc; k += 16) {
-    for (int half = 0; half < 2; ++half) {
-      __m512 r[16];
-      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(rows + (half * 16 + i) * ldb + k);
-      transpose_16x16(r, panel + k * kNr + half * 16, kNr);
-    }
-  }
+// A 32-wide panel of a transposed B: panel[k][j] = rows[j * ldb + k] for j < width, 0 for width <= j
+// < 32, k < kc. Whole halves of 16 rows go through register transposes, 16 k at a time; the last
+// kc % 16 values, and a half with fewer rows, are gathered (masked to the rows that exist).
+__attribute__((target("avx512f"))) void pack_b_rows(const float* rows, int64_t ldb, int64_t kc, int64_t width,
+                                                    float* panel) {
   const __m512i offsets = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
                                              _mm512_set1_epi32(static_cast<int>(ldb)));
-  const float* upper = rows + 16 * ldb;
-  const __m512 none = _mm512_setzero_ps();  // the masked form: the unmasked one trips -Wmaybe-uninitialized
-  for (; k < kc; ++k) {
-    _mm512_store_ps(panel + k * kNr, _mm512_mask_i32gather_ps(none, 0xFFFF, offsets, rows + k, 4));
-    _mm512_store_ps(panel + k * kNr + 16, _mm512_mask_i32gather_ps(none, 0xFFFF, offsets, upper + k, 4));
+  const __m512 none = _mm512_setzero_ps();
+  for (int half = 0; half < 2; ++half) {
+    const int64_t valid = std::clamp<int64_t>(width - 16 * half, 0, 16);
+    const float* first_row = rows + 16 * half * ldb;
+    float* out = panel + 16 * half;
+    int64_t k = 0;
+    if (valid == 16) {
+      for (; k + 16 <= kc; k += 16) {
+        __m512 r[16];
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(first_row + i * ldb + k);
+        transpose_16x16(r, out + k * kNr, kNr);
+      }
+    }
+    const __mmask16 mask = static_cast<__mmask16>((1u << valid) - 1);
+    for (; k < kc; ++k) _mm512_store_ps(out + k * kNr, _mm512_mask_i32gather_ps(none, mask, offsets, first_row + k, 4));
   }
 }
 
@@ -103,9 +107,9 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t k0, int64_t kc, int
         std::memcpy(dst, src, width * sizeof(float));
         std::fill(dst + width, dst + kNr, 0.0f);
       }
-    } else if (width == kNr && kNr * ldb <= INT32_MAX) {  // B stored [N, K]: gather one k across 32 rows
-      pack_b_rows(B + (j0 + jp) * ldb + k0, ldb, kc, panel);
-    } else {
+    } else if (kNr * ldb <= INT32_MAX) {  // B stored [N, K]: 32 of its rows become one panel
+      pack_b_rows(B + (j0 + jp) * ldb + k0, ldb, kc, width, panel);
+    } else {  // rows too far apart for 32-bit gather offsets
       for (int64_t j = 0; j < kNr; ++j) {
         if (j >= width) {
           for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = 0.0f;
