@@ -201,6 +201,7 @@ void col2im2d(const Tensor& cols, const Conv2dGeometry& g, const Tensor& x_grad)
 // for any number of threads.
 
 constexpr int64_t kChunkBytes = 512 * 1024;  // the columns of one chunk: about half an L2 cache
+constexpr int64_t kMinChunks = 16;           // so that a small batch still spreads evenly over threads
 
 struct ConvShape {
   int64_t batch, c_in, h, w, c_out, groups;
@@ -218,7 +219,8 @@ ConvShape conv_shape(const Tensor& x, const Tensor& weight, const Conv2dGeometry
   const Shape& s = x.sizes();
   ConvShape c{s[0], s[1], s[2], s[3], weight.sizes()[0], groups, s[1] * g.kh * g.kw, g.h_out * g.w_out, 1};
   const int64_t image_bytes = c.rows * c.l * static_cast<int64_t>(sizeof(T));
-  c.per_chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(image_bytes, 1), 1, c.batch);
+  const int64_t even_split = (c.batch + kMinChunks - 1) / kMinChunks;
+  c.per_chunk = std::clamp<int64_t>(kChunkBytes / std::max<int64_t>(image_bytes, 1), 1, even_split);
   return c;
 }
 
@@ -282,11 +284,12 @@ void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeome
     }
   });
   if (grad_weight == nullptr) return;
+  // grad_weight = partial[0] + partial[1] + ... in chunk order, each pass one vectorised loop.
   parallel_for(0, weight_numel, 4096, [&](int64_t e0, int64_t e1) {
-    for (int64_t e = e0; e < e1; ++e) {
-      T total = 0;
-      for (int64_t chunk = 0; chunk < c.chunks(); ++chunk) total += partial[chunk * weight_numel + e];
-      grad_weight[e] = total;
+    std::copy(partial + e0, partial + e1, grad_weight + e0);
+    for (int64_t chunk = 1; chunk < c.chunks(); ++chunk) {
+      const T* part = partial + chunk * weight_numel;
+      for (int64_t e = e0; e < e1; ++e) grad_weight[e] += part[e];
     }
   });
 }

@@ -165,8 +165,9 @@ TEST(Conv2d, Float32AgreesWithFloat64) {
 }
 
 // The CPU's fused convolution (ops/cpu/conv2d.cpp) against the composition conv2d_im2col, at sizes
-// where the batch splits into several chunks of several images with a shorter last one: 7 images of
-// 16 x 12 x 12 with a 3x3 kernel are 165,888 bytes of float64 columns each, 3 to a 512 KiB chunk.
+// where the batch splits into several chunks of several images with a shorter last one: 35 images of
+// 16 x 12 x 12 with a 3x3 kernel are 165,888 bytes of float64 columns each, 3 to a 512 KiB chunk (and
+// ceil(35 / 16) = 3 to keep 16 chunks or fewer): 11 chunks of 3 and one of 2.
 TEST(Conv2d, FusedKernelsMatchTheComposition) {
   manual_seed(8);
   struct Fused {
@@ -177,7 +178,7 @@ TEST(Conv2d, FusedKernelsMatchTheComposition) {
   for (const Fused& f : {Fused{"3 chunks", 5, 1, {1, 1}, {1, 1}}, Fused{"groups 2", 6, 2, {1, 1}, {1, 1}},
                          Fused{"depthwise, stride 2, dilation 2", 16, 16, {2, 2}, {2, 2}}}) {
     SCOPED_TRACE(f.name);
-    const V in{randn({7, 16, 12, 12}, kFloat64), randn({f.c_out, 16 / f.groups, 3, 3}, kFloat64),
+    const V in{randn({35, 16, 12, 12}, kFloat64), randn({f.c_out, 16 / f.groups, 3, 3}, kFloat64),
                randn({f.c_out}, kFloat64)};
     V results[2];
     for (int k = 0; k < 2; ++k) {
@@ -189,7 +190,7 @@ TEST(Conv2d, FusedKernelsMatchTheComposition) {
       results[k] = {y, leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
     }
     for (size_t t = 0; t < 4; ++t) EXPECT_LE(max_diff(results[0][t], results[1][t]), 1e-10) << "tensor " << t;
-    const Case c{f.name, 7, 16, f.c_out, 12, 12, {3, 3}, f.stride, {1, 1}, f.dilation, f.groups};
+    const Case c{f.name, 35, 16, f.c_out, 12, 12, {3, 3}, f.stride, {1, 1}, f.dilation, f.groups};
     expect_values(results[0][0], conv2d_loops(c, in[0], in[1], in[2]), 1e-10);
   }
 }
