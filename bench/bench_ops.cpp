@@ -60,6 +60,9 @@ int main(int argc, char** argv) {
   Tensor s1_x = leaf({128, 16, 28, 28}), s1_w = leaf({16, 16, 3, 3}), s1_b = leaf({16});
   Tensor s2_x = leaf({128, 32, 14, 14}), s2_w = leaf({32, 32, 3, 3}), s2_b = leaf({32});
   Tensor s3_x = leaf({128, 64, 7, 7}), s3_w = leaf({64, 64, 3, 3}), s3_b = leaf({64});
+  // First layers (the images need no gradient): Fashion-MNIST's ConvNet, and CIFAR-10's.
+  Tensor f1_x = randn({128, 1, 28, 28}), f1_w = leaf({16, 1, 3, 3}), f1_b = leaf({16});
+  Tensor c1_x = randn({128, 3, 32, 32}), c1_w = leaf({32, 3, 3, 3}), c1_b = leaf({32});
 
   std::vector<Case> cases = {
       {"matmul 512x512x512 fwd", [&] { NoGradGuard g; ops::matmul(a512, b512); }},
@@ -88,6 +91,10 @@ int main(int argc, char** argv) {
        [&] { ops::conv2d(s2_x, s2_w, s2_b, {1, 1}, {1, 1}).sum().backward(); }},
       {"conv2d convnet [128,64,7,7] 64->64 fwd+bwd",
        [&] { ops::conv2d(s3_x, s3_w, s3_b, {1, 1}, {1, 1}).sum().backward(); }},
+      {"conv2d convnet first [128,1,28,28] 1->16 fwd+bwd",
+       [&] { ops::conv2d(f1_x, f1_w, f1_b, {1, 1}, {1, 1}).sum().backward(); }},
+      {"conv2d cifar first [128,3,32,32] 3->32 fwd+bwd",
+       [&] { ops::conv2d(c1_x, c1_w, c1_b, {1, 1}, {1, 1}).sum().backward(); }},
   };
   std::printf("# ctxpool ops, %d threads\n", get_num_threads());
   for (const Case& c : cases) {

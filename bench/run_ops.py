@@ -51,6 +51,8 @@ def torch_cases():
     s1 = leaf(128, 16, 28, 28), leaf(16, 16, 3, 3), leaf(16)
     s2 = leaf(128, 32, 14, 14), leaf(32, 32, 3, 3), leaf(32)
     s3 = leaf(128, 64, 7, 7), leaf(64, 64, 3, 3), leaf(64)
+    f1 = torch.randn(128, 1, 28, 28), leaf(16, 1, 3, 3), leaf(16)
+    c1 = torch.randn(128, 3, 32, 32), leaf(32, 3, 3, 3), leaf(32)
     F = torch.nn.functional
 
     def no_grad(fn):
@@ -82,6 +84,8 @@ def torch_cases():
         "conv2d convnet [128,16,28,28] 16->16 fwd+bwd": lambda: F.conv2d(*s1, padding=1).sum().backward(),
         "conv2d convnet [128,32,14,14] 32->32 fwd+bwd": lambda: F.conv2d(*s2, padding=1).sum().backward(),
         "conv2d convnet [128,64,7,7] 64->64 fwd+bwd": lambda: F.conv2d(*s3, padding=1).sum().backward(),
+        "conv2d convnet first [128,1,28,28] 1->16 fwd+bwd": lambda: F.conv2d(*f1, padding=1).sum().backward(),
+        "conv2d cifar first [128,3,32,32] 3->32 fwd+bwd": lambda: F.conv2d(*c1, padding=1).sum().backward(),
     }
 
 

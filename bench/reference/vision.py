@@ -187,8 +187,9 @@ def main():
     out = open(args.metrics, "w") if args.metrics else None
     print(f"reference: {type(model).__name__}, {sum(p.numel() for p in model.parameters())} parameters, "
           f"{per_epoch} batches of {batch} per epoch, {args.threads} threads", flush=True)
-    order, t0 = None, time.time()
+    order, t0, step_ms = None, time.time(), []
     for step in range(steps):
+        step_start = time.perf_counter()
         if step % per_epoch == 0:
             order = torch.randperm(xtr.shape[0], generator=gen)
         idx = order[(step % per_epoch) * batch:(step % per_epoch + 1) * batch]
@@ -203,6 +204,7 @@ def main():
             nn.utils.clip_grad_norm_(model.parameters(), o["grad_clip"])
         opt.step()
         rec = {"step": step + 1, "train_loss": loss.item(), "lr": lr}
+        step_ms.append((time.perf_counter() - step_start) * 1e3)
         done = step + 1
         if done % t.get("eval_interval", 250) == 0 or done == steps:
             rec["val_loss"], rec["val_acc"] = evaluate(model, xva, yva, mean, std, t.get("eval_batch_size", 500))
@@ -210,7 +212,9 @@ def main():
                   f"val_loss {rec['val_loss']:.4f} | {time.time() - t0:.0f} s", flush=True)
         if out:
             out.write(json.dumps(rec) + "\n")
-    print(f"RESULT steps={steps} val_acc={rec['val_acc']:.4f} seconds={time.time() - t0:.0f}", flush=True)
+    median_ms = sorted(step_ms)[len(step_ms) // 2]  # a training step, data and optimizer included
+    print(f"RESULT steps={steps} val_acc={rec['val_acc']:.4f} seconds={time.time() - t0:.0f} "
+          f"median_ms_per_step={median_ms:.1f}", flush=True)
 
 
 if __name__ == "__main__":
