@@ -8,8 +8,9 @@
 #   CTXPOOL_PROFILE=1 build/bench/lm_speed --config CONFIG --vocab 65   (where ctxpool's step goes)
 #
 # AVX2_ONLY=1 scripts/bench.sh measures as on an AVX2-only CPU (no AVX-512) on a machine that has
-# AVX-512: OpenBLAS on both sides uses its Haswell kernels (OPENBLAS_CORETYPE) and PyTorch its AVX2
-# kernels (ATEN_CPU_CAPABILITY); ctxpool's own kernels are AVX2 already (CTXPOOL_ARCH=x86-64-v3).
+# AVX-512: OpenBLAS on both sides uses its Haswell kernels (OPENBLAS_CORETYPE), PyTorch its AVX2
+# kernels (ATEN_CPU_CAPABILITY) and ctxpool OpenBLAS instead of its AVX-512 GEMM (CTXPOOL_GEMM=blas);
+# ctxpool's other kernels are AVX2 already (CTXPOOL_ARCH=x86-64-v3).
 #
 # Run it on a quiet machine: anything else on the cores changes both sides' times.
 set -euo pipefail
@@ -23,8 +24,8 @@ source scripts/lib.sh
 ensure_packages python3-torch libopenblas0-openmp time
 [ -x build/bench/lm_speed ] || { echo "bench.sh: build/bench/lm_speed is missing: run scripts/setup.sh first" >&2; exit 1; }
 if [ "${AVX2_ONLY:-0}" = 1 ]; then
-  export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2
-  log "AVX2 only: OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY=avx2"
+  export OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 CTXPOOL_GEMM=blas
+  log "AVX2 only: OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY=avx2, CTXPOOL_GEMM=blas"
 fi
 torch_env=(env LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp OMP_NUM_THREADS="$threads")
 
