@@ -95,6 +95,19 @@ __attribute__((target("avx512f"))) void pack_b_rows(const float* rows, int64_t l
   }
 }
 
+// panel[k][j] = rows[j * ld + k] for j < count, 0 for count <= j < width, k < kc: `count` rows of a
+// matrix laid across a k-major panel of `width` lanes, one row at a time.
+void rows_to_panel(const float* rows, int64_t ld, int64_t count, int64_t width, int64_t kc, float* panel) {
+  for (int64_t j = 0; j < width; ++j) {
+    if (j >= count) {
+      for (int64_t k = 0; k < kc; ++k) panel[k * width + j] = 0.0f;
+      continue;
+    }
+    const float* src = rows + j * ld;
+    for (int64_t k = 0; k < kc; ++k) panel[k * width + j] = src[k];
+  }
+}
+
 // op(B)[k0 + k, j0 + j] for k < kc, j < nc -> panels [ceil(nc / 32)][kc][32], zero beyond nc.
 void pack_b(bool trans, const float* B, int64_t ldb, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float* out) {
   for (int64_t jp = 0; jp < nc; jp += kNr) {
@@ -110,14 +123,7 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t k0, int64_t kc, int
     } else if (kNr * ldb <= INT32_MAX) {  // B stored [N, K]: 32 of its rows become one panel
       pack_b_rows(B + (j0 + jp) * ldb + k0, ldb, kc, width, panel);
     } else {  // rows too far apart for 32-bit gather offsets
-      for (int64_t j = 0; j < kNr; ++j) {
-        if (j >= width) {
-          for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = 0.0f;
-          continue;
-        }
-        const float* src = B + (j0 + jp + j) * ldb + k0;
-        for (int64_t k = 0; k < kc; ++k) panel[k * kNr + j] = src[k];
-      }
+      rows_to_panel(B + (j0 + jp) * ldb + k0, ldb, width, kNr, kc, panel);
     }
   }
 }
@@ -134,14 +140,7 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int
         for (int64_t i = 0; i < kMr; ++i) dst[i] = i < height ? src[i] : 0.0f;
       }
     } else {
-      for (int64_t i = 0; i < kMr; ++i) {
-        if (i >= height) {
-          for (int64_t k = 0; k < kc; ++k) panel[k * kMr + i] = 0.0f;
-          continue;
-        }
-        const float* src = A + (i0 + ip + i) * lda + k0;
-        for (int64_t k = 0; k < kc; ++k) panel[k * kMr + i] = src[k];
-      }
+      rows_to_panel(A + (i0 + ip) * lda + k0, lda, height, kMr, kc, panel);
     }
   }
 }
