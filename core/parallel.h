@@ -5,6 +5,7 @@
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <exception>
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -18,7 +19,8 @@ int get_num_threads();
 void set_num_threads(int n);
 
 // f(begin, end) over chunks of [begin, end); runs inline when the range is below `grain` or when
-// already inside a parallel region.
+// already inside a parallel region. An exception thrown by f on any thread (a failed allocation, a
+// CTXPOOL_CHECK) is rethrown here after every thread has finished: one may not leave an OpenMP region.
 template <typename F>
 void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
   const int64_t n = end - begin;
@@ -28,6 +30,7 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
   if (n > grain && !omp_in_parallel() && omp_get_max_threads() > 1) {
     const int64_t max_chunks = std::max<int64_t>(1, n / std::max<int64_t>(grain, 1));
     const int threads = static_cast<int>(std::min<int64_t>(omp_get_max_threads(), max_chunks));
+    std::exception_ptr error;
 #pragma omp parallel num_threads(threads)
     {
       const int64_t t = omp_get_thread_num();
@@ -35,8 +38,14 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain, const F& f) {
       const int64_t chunk = (n + nt - 1) / nt;
       const int64_t b = begin + t * chunk;
       const int64_t e = std::min(end, b + chunk);
-      if (b < e) f(b, e);
+      try {
+        if (b < e) f(b, e);
+      } catch (...) {
+#pragma omp critical(ctxpool_parallel_for_error)
+        if (!error) error = std::current_exception();
+      }
     }
+    if (error) std::rethrow_exception(error);
     return;
   }
 #endif

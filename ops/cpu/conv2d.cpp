@@ -77,7 +77,7 @@ template <typename T>
 void copy_shifted_plane(const T* plane, int64_t w, int64_t shift, Interval rows, Interval cs, int64_t l, T* out) {
   const int64_t first = rows.begin * w + cs.begin, last = (rows.end - 1) * w + cs.end;
   std::fill(out, out + first, T(0));
-  std::memcpy(out + first, plane + first + shift, (last - first) * sizeof(T));
+  std::memcpy(out + first, plane + (first + shift), (last - first) * sizeof(T));
   std::fill(out + last, out + l, T(0));
   zero_padding_columns(out, w, rows, cs);
 }
@@ -89,8 +89,7 @@ template <typename T>
 void add_shifted_plane(T* in, int64_t w, int64_t shift, Interval rows, Interval cs, T* plane) {
   zero_padding_columns(in, w, rows, cs);
   const int64_t first = rows.begin * w + cs.begin, last = (rows.end - 1) * w + cs.end;
-  T* dst = plane + shift;
-  for (int64_t o = first; o < last; ++o) dst[o] += in[o];
+  for (int64_t o = first; o < last; ++o) plane[o + shift] += in[o];
 }
 
 // x [B, C, H, W] -> cols [C * kh * kw, B, h_out * w_out], both contiguous.
@@ -164,8 +163,7 @@ void col2im_planes(Cols cols, int64_t batch, int64_t channels, int64_t h, int64_
             T* dst_row = plane + (oh * g.stride_h + row_offset) * w;
             const T* src_row = in + oh * g.w_out;
             if (g.stride_w == 1) {  // a loop the compiler vectorises
-              T* dst = dst_row + col_offset;
-              for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst[ow] += src_row[ow];
+              for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow + col_offset] += src_row[ow];
             } else {
               for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow * g.stride_w + col_offset] += src_row[ow];
             }

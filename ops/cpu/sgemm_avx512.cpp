@@ -80,8 +80,12 @@ __attribute__((target("avx512f"))) void pack_b_rows(const float* rows, int64_t l
   const __m512 none = _mm512_setzero_ps();
   for (int half = 0; half < 2; ++half) {
     const int64_t valid = std::clamp<int64_t>(width - 16 * half, 0, 16);
-    const float* first_row = rows + 16 * half * ldb;
     float* out = panel + 16 * half;
+    if (valid == 0) {
+      for (int64_t k = 0; k < kc; ++k) _mm512_store_ps(out + k * kNr, none);
+      continue;
+    }
+    const float* first_row = rows + 16 * half * ldb;
     int64_t k = 0;
     if (valid == 16) {
       for (; k + 16 <= kc; k += 16) {
@@ -151,14 +155,18 @@ __attribute__((target("avx512f"))) void tile(int64_t kc, const float* a, const f
                                              int64_t ldc, int64_t rows, int64_t cols, bool accumulate) {
   const __mmask16 m0 = cols >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << cols) - 1);
   const __mmask16 m1 = cols >= 32 ? __mmask16(0xFFFF) : cols <= 16 ? __mmask16(0) : __mmask16((1u << (cols - 16)) - 1);
+  // Where columns 16-31 start; with none of them (m1 = 0) the masked accesses point at column 0, so
+  // that no address past the matrix is formed.
+  const int64_t upper = cols > 16 ? 16 : 0;
   __m512 acc[kMr][2];
 #pragma GCC unroll 12
   for (int i = 0; i < kMr; ++i) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < kc; ++k, a += kMr, b += ldb) {
-    const __m512 b0 = _mm512_maskz_loadu_ps(m0, b), b1 = _mm512_maskz_loadu_ps(m1, b + 16);
+  for (int64_t k = 0; k < kc; ++k) {
+    const float* bk = b + k * ldb;
+    const __m512 b0 = _mm512_maskz_loadu_ps(m0, bk), b1 = _mm512_maskz_loadu_ps(m1, bk + upper);
 #pragma GCC unroll 12
     for (int i = 0; i < kMr; ++i) {
-      const __m512 ai = _mm512_set1_ps(a[i]);
+      const __m512 ai = _mm512_set1_ps(a[k * kMr + i]);
       acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
       acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
     }
@@ -170,10 +178,10 @@ __attribute__((target("avx512f"))) void tile(int64_t kc, const float* a, const f
     __m512 lo = acc[i][0], hi = acc[i][1];
     if (accumulate) {
       lo = _mm512_add_ps(lo, _mm512_maskz_loadu_ps(m0, row));
-      hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m1, row + 16));
+      hi = _mm512_add_ps(hi, _mm512_maskz_loadu_ps(m1, row + upper));
     }
     _mm512_mask_storeu_ps(row, m0, lo);
-    _mm512_mask_storeu_ps(row + 16, m1, hi);
+    _mm512_mask_storeu_ps(row + upper, m1, hi);
   }
 }
 

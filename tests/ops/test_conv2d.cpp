@@ -195,6 +195,27 @@ TEST(Conv2d, FusedKernelsMatchTheComposition) {
   }
 }
 
+// float32 runs our AVX-512 GEMM (where the CPU has it) rather than BLAS: 40 images of 8 x 10 x 10 are
+// 28,800 bytes of columns each, so 3 to a chunk (ceil(40 / 16)): 13 chunks of 3 and one of 1.
+TEST(Conv2d, FusedKernelsInFloat32WithSeveralImagesPerChunk) {
+  manual_seed(11);
+  const V in{randn({40, 8, 10, 10}), randn({12, 8, 3, 3}), randn({12})};
+  V results[2];
+  for (int k = 0; k < 2; ++k) {
+    V leaves;
+    for (const Tensor& t : in) leaves.push_back(t.clone().requires_grad_(true));
+    const Tensor y = (k == 0 ? ops::conv2d : ops::conv2d_im2col)(leaves[0], leaves[1], leaves[2], {1, 1}, {1, 1},
+                                                                {1, 1}, 1);
+    ops::sum(ops::mul(y, y)).backward();
+    results[k] = {y, leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
+  }
+  // Relative to each tensor's largest entry: float32 sums of up to 4,000 products.
+  for (size_t t = 0; t < 4; ++t) {
+    const double scale = ops::abs(results[1][t].to(kFloat64)).max().item();
+    EXPECT_LE(max_diff(results[0][t], results[1][t]), 1e-5 * scale) << "tensor " << t;
+  }
+}
+
 TEST(Conv2d, FusedKernelsGiveTheSameBitsForAnyThreadCount) {
   manual_seed(9);
   const V in{randn({9, 16, 14, 14}), randn({32, 16, 3, 3}), randn({32})};
