@@ -222,6 +222,14 @@ ConvShape conv_shape(const Tensor& x, const Tensor& weight, const Conv2dGeometry
   return c;
 }
 
+// src [a, b, l] -> dst [b, a, l], rows of l copied whole: a chunk's product in [C_out, n, L] order
+// to the output's [n, C_out, L], and the gradient back.
+template <typename T>
+void swap_leading_dims(const T* src, int64_t a, int64_t b, int64_t l, T* dst) {
+  for (int64_t i = 0; i < a; ++i)
+    for (int64_t j = 0; j < b; ++j) std::memcpy(dst + (j * a + i) * l, src + (i * b + j) * l, l * sizeof(T));
+}
+
 // out [B, C_out, L] <- weight [C_out, rows] @ columns, chunk by chunk.
 template <typename T>
 void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const ConvShape& c, T* out) {
@@ -238,9 +246,7 @@ void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const Co
                 c.group_rows(), cols + grp * c.group_rows() * width, width, dst + grp * c.group_out() * width,
                 width);
       if (n == 1) continue;
-      for (int64_t co = 0; co < c.c_out; ++co)  // [C_out, n, L] -> [n, C_out, L]
-        for (int64_t i = 0; i < n; ++i)
-          std::memcpy(out + ((b0 + i) * c.c_out + co) * c.l, dst + (co * n + i) * c.l, c.l * sizeof(T));
+      swap_leading_dims(dst, c.c_out, n, c.l, out + b0 * c.c_out * c.l);  // [C_out, n, L] -> [n, C_out, L]
     }
   });
 }
@@ -260,9 +266,7 @@ void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeome
       const T* grad_chunk = grad + b0 * c.c_out * c.l;
       const T* rows = grad_chunk;  // [C_out, n * L]: the chunk's gradient, gathered unless n == 1
       if (n > 1) {
-        for (int64_t co = 0; co < c.c_out; ++co)
-          for (int64_t i = 0; i < n; ++i)
-            std::memcpy(grad_rows + (co * n + i) * c.l, grad_chunk + (i * c.c_out + co) * c.l, c.l * sizeof(T));
+        swap_leading_dims(grad_chunk, n, c.c_out, c.l, grad_rows);  // [n, C_out, L] -> [C_out, n, L]
         rows = grad_rows;
       }
       if (grad_weight != nullptr) {  // partial[chunk] = rows @ columns^T, per group
