@@ -17,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/parallel.h"
 #include "ops/cpu/gemm.h"
@@ -40,6 +41,28 @@ Interval valid_outputs(int64_t in_size, int64_t out_size, int64_t stride, int64_
   const int64_t end = in_size - 1 - offset < 0 ? 0 : (in_size - 1 - offset) / stride + 1;
   const int64_t b = std::min(begin, out_size);
   return {b, std::clamp(end, b, out_size)};
+}
+
+// Where tap (i, j) reads: input row oh * stride_h + row_offset of output row oh, and likewise for
+// columns, and the output rows and columns that land inside the input.
+struct Tap {
+  int64_t row_offset, col_offset;
+  Interval rows, cs;
+};
+
+// The kh * kw taps in (i, j) order for an h x w input: once per call rather than once per plane
+// (two divisions each, which cost as much as copying a 7 x 7 plane).
+std::vector<Tap> taps_of(const Conv2dGeometry& g, int64_t h, int64_t w) {
+  std::vector<Tap> taps;
+  for (int64_t i = 0; i < g.kh; ++i) {
+    const int64_t row_offset = i * g.dil_h - g.pad_h;
+    for (int64_t j = 0; j < g.kw; ++j) {
+      const int64_t col_offset = j * g.dil_w - g.pad_w;
+      taps.push_back({row_offset, col_offset, valid_outputs(h, g.h_out, g.stride_h, row_offset),
+                      valid_outputs(w, g.w_out, g.stride_w, col_offset)});
+    }
+  }
+  return taps;
 }
 
 // Work per plane (kh * kw * h_out * w_out elements) -> planes per parallel chunk, so that tiny
@@ -97,35 +120,32 @@ template <typename T>
 void im2col_planes(const T* x, int64_t batch, int64_t channels, int64_t h, int64_t w, const Conv2dGeometry& g,
                    T* cols) {
   const int64_t l = g.h_out * g.w_out, tap_stride = batch * l;
+  const std::vector<Tap> taps = taps_of(g, h, w);
+  const bool same_width = same_width_stride_1(g, w);
   parallel_for(0, batch * channels, plane_grain(g), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       const T* plane = x + p * h * w;
       T* segments = cols + first_segment(p / channels, p % channels, batch, g);
-      for (int64_t i = 0; i < g.kh; ++i) {
-        const int64_t row_offset = i * g.dil_h - g.pad_h;
-        const Interval rows = valid_outputs(h, g.h_out, g.stride_h, row_offset);
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t col_offset = j * g.dil_w - g.pad_w;
-          const Interval cs = valid_outputs(w, g.w_out, g.stride_w, col_offset);
-          T* out = segments + (i * g.kw + j) * tap_stride;
-          if (same_width_stride_1(g, w) && rows.end > rows.begin && cs.end > cs.begin) {
-            copy_shifted_plane(plane, w, row_offset * w + col_offset, rows, cs, l, out);
-            continue;
+      for (size_t t = 0; t < taps.size(); ++t) {
+        const auto [row_offset, col_offset, rows, cs] = taps[t];
+        T* out = segments + static_cast<int64_t>(t) * tap_stride;
+        if (same_width && rows.end > rows.begin && cs.end > cs.begin) {
+          copy_shifted_plane(plane, w, row_offset * w + col_offset, rows, cs, l, out);
+          continue;
+        }
+        // Output rows that read the top or bottom padding are all zero.
+        std::fill(out, out + rows.begin * g.w_out, T(0));
+        std::fill(out + rows.end * g.w_out, out + l, T(0));
+        for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+          const T* in_row = plane + (oh * g.stride_h + row_offset) * w;
+          T* out_row = out + oh * g.w_out;
+          std::fill(out_row, out_row + cs.begin, T(0));
+          if (g.stride_w == 1 && cs.end > cs.begin) {
+            std::memcpy(out_row + cs.begin, in_row + cs.begin + col_offset, (cs.end - cs.begin) * sizeof(T));
+          } else {
+            for (int64_t ow = cs.begin; ow < cs.end; ++ow) out_row[ow] = in_row[ow * g.stride_w + col_offset];
           }
-          // Output rows that read the top or bottom padding are all zero.
-          std::fill(out, out + rows.begin * g.w_out, T(0));
-          std::fill(out + rows.end * g.w_out, out + l, T(0));
-          for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-            const T* in_row = plane + (oh * g.stride_h + row_offset) * w;
-            T* out_row = out + oh * g.w_out;
-            std::fill(out_row, out_row + cs.begin, T(0));
-            if (g.stride_w == 1 && cs.end > cs.begin) {
-              std::memcpy(out_row + cs.begin, in_row + cs.begin + col_offset, (cs.end - cs.begin) * sizeof(T));
-            } else {
-              for (int64_t ow = cs.begin; ow < cs.end; ++ow) out_row[ow] = in_row[ow * g.stride_w + col_offset];
-            }
-            std::fill(out_row + cs.end, out_row + g.w_out, T(0));
-          }
+          std::fill(out_row + cs.end, out_row + g.w_out, T(0));
         }
       }
     }
@@ -140,33 +160,30 @@ template <typename T, typename Cols>
 void col2im_planes(Cols cols, int64_t batch, int64_t channels, int64_t h, int64_t w, const Conv2dGeometry& g,
                    T* x_grad) {
   constexpr bool kScratch = !std::is_const_v<std::remove_pointer_t<Cols>>;
-  const int64_t l = g.h_out * g.w_out, tap_stride = batch * l;
+  const int64_t tap_stride = batch * g.h_out * g.w_out;
+  const std::vector<Tap> taps = taps_of(g, h, w);
+  const bool same_width = same_width_stride_1(g, w);
   parallel_for(0, batch * channels, plane_grain(g), [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
       T* plane = x_grad + p * h * w;
       const Cols segments = cols + first_segment(p / channels, p % channels, batch, g);
       std::fill(plane, plane + h * w, T(0));
-      for (int64_t i = 0; i < g.kh; ++i) {
-        const int64_t row_offset = i * g.dil_h - g.pad_h;
-        const Interval rows = valid_outputs(h, g.h_out, g.stride_h, row_offset);
-        for (int64_t j = 0; j < g.kw; ++j) {
-          const int64_t col_offset = j * g.dil_w - g.pad_w;
-          const Interval cs = valid_outputs(w, g.w_out, g.stride_w, col_offset);
-          const Cols in = segments + (i * g.kw + j) * tap_stride;
-          if constexpr (kScratch) {
-            if (same_width_stride_1(g, w) && rows.end > rows.begin && cs.end > cs.begin) {
-              add_shifted_plane(in, w, row_offset * w + col_offset, rows, cs, plane);
-              continue;
-            }
+      for (size_t t = 0; t < taps.size(); ++t) {
+        const auto [row_offset, col_offset, rows, cs] = taps[t];
+        const Cols in = segments + static_cast<int64_t>(t) * tap_stride;
+        if constexpr (kScratch) {
+          if (same_width && rows.end > rows.begin && cs.end > cs.begin) {
+            add_shifted_plane(in, w, row_offset * w + col_offset, rows, cs, plane);
+            continue;
           }
-          for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
-            T* dst_row = plane + (oh * g.stride_h + row_offset) * w;
-            const T* src_row = in + oh * g.w_out;
-            if (g.stride_w == 1) {  // a loop the compiler vectorises
-              for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow + col_offset] += src_row[ow];
-            } else {
-              for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow * g.stride_w + col_offset] += src_row[ow];
-            }
+        }
+        for (int64_t oh = rows.begin; oh < rows.end; ++oh) {
+          T* dst_row = plane + (oh * g.stride_h + row_offset) * w;
+          const T* src_row = in + oh * g.w_out;
+          if (g.stride_w == 1) {  // a loop the compiler vectorises
+            for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow + col_offset] += src_row[ow];
+          } else {
+            for (int64_t ow = cs.begin; ow < cs.end; ++ow) dst_row[ow * g.stride_w + col_offset] += src_row[ow];
           }
         }
       }
@@ -230,23 +247,35 @@ void swap_leading_dims(const T* src, int64_t a, int64_t b, int64_t l, T* dst) {
     for (int64_t j = 0; j < b; ++j) std::memcpy(dst + (j * a + i) * l, src + (i * b + j) * l, l * sizeof(T));
 }
 
+// Planes of at least this many outputs are multiplied one image at a time, reading and writing the
+// images' [C_out, L] blocks in place (a tile row wastes at most 1/8 of its columns on the plane's
+// edge). Smaller planes go through one product per chunk, whose [C_out, n * L] layout costs a copy
+// to or from [n, C_out, L] but keeps tiles full.
+constexpr int64_t kPerImageMinL = 256;
+
 // out [B, C_out, L] <- weight [C_out, rows] @ columns, chunk by chunk.
 template <typename T>
 void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const ConvShape& c, T* out) {
+  const int64_t group_weight = c.group_out() * c.group_rows();
   parallel_for(0, c.chunks(), 1, [&](int64_t first, int64_t last) {
     T* cols = thread_scratch<T>(2, c.rows * c.per_chunk * c.l);
-    T* product = thread_scratch<T>(3, c.c_out * c.per_chunk * c.l);
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t b0 = chunk * c.per_chunk, n = std::min(c.per_chunk, c.batch - b0), width = n * c.l;
       im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols);  // [rows, n, L]
-      // One image: the product is already in output order.
-      T* dst = n == 1 ? out + b0 * c.c_out * c.l : product;
+      T* chunk_out = out + b0 * c.c_out * c.l;
+      if (n == 1 || c.l >= kPerImageMinL) {  // straight into each image's [C_out, L]
+        for (int64_t img = 0; img < n; ++img)
+          for (int64_t grp = 0; grp < c.groups; ++grp)
+            gemm<T>(false, false, c.group_out(), c.l, c.group_rows(), weight + grp * group_weight, c.group_rows(),
+                    cols + grp * c.group_rows() * width + img * c.l, width,
+                    chunk_out + (img * c.c_out + grp * c.group_out()) * c.l, c.l);
+        continue;
+      }
+      T* product = thread_scratch<T>(3, c.c_out * width);
       for (int64_t grp = 0; grp < c.groups; ++grp)
-        gemm<T>(false, false, c.group_out(), width, c.group_rows(), weight + grp * c.group_out() * c.group_rows(),
-                c.group_rows(), cols + grp * c.group_rows() * width, width, dst + grp * c.group_out() * width,
-                width);
-      if (n == 1) continue;
-      swap_leading_dims(dst, c.c_out, n, c.l, out + b0 * c.c_out * c.l);  // [C_out, n, L] -> [n, C_out, L]
+        gemm<T>(false, false, c.group_out(), width, c.group_rows(), weight + grp * group_weight, c.group_rows(),
+                cols + grp * c.group_rows() * width, width, product + grp * c.group_out() * width, width);
+      swap_leading_dims(product, c.c_out, n, c.l, chunk_out);  // [C_out, n, L] -> [n, C_out, L]
     }
   });
 }
@@ -257,30 +286,36 @@ void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const Co
 template <typename T>
 void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeometry& g, const ConvShape& c,
                    T* grad_x, T* grad_weight, T* partial) {
-  const int64_t weight_numel = c.c_out * c.group_rows();
+  const int64_t weight_numel = c.c_out * c.group_rows(), group_weight = c.group_out() * c.group_rows();
   parallel_for(0, c.chunks(), 1, [&](int64_t first, int64_t last) {
     T* cols = thread_scratch<T>(2, c.rows * c.per_chunk * c.l);
-    T* grad_rows = thread_scratch<T>(3, c.c_out * c.per_chunk * c.l);
     for (int64_t chunk = first; chunk < last; ++chunk) {
       const int64_t b0 = chunk * c.per_chunk, n = std::min(c.per_chunk, c.batch - b0), width = n * c.l;
       const T* grad_chunk = grad + b0 * c.c_out * c.l;
-      const T* rows = grad_chunk;  // [C_out, n * L]: the chunk's gradient, gathered unless n == 1
-      if (n > 1) {
-        swap_leading_dims(grad_chunk, n, c.c_out, c.l, grad_rows);  // [n, C_out, L] -> [C_out, n, L]
-        rows = grad_rows;
-      }
-      if (grad_weight != nullptr) {  // partial[chunk] = rows @ columns^T, per group
+      // The gradient as the products see it: `images` blocks of rows [group_out, span] (row stride span)
+      // per group, at grad_at(img, grp): each image's in place, or the chunk's gathered into
+      // [C_out, n * L] as one block.
+      const bool per_image = n == 1 || c.l >= kPerImageMinL;
+      const int64_t images = per_image ? n : 1, span = per_image ? c.l : width;
+      T* grad_rows = per_image ? nullptr : thread_scratch<T>(3, c.c_out * width);
+      if (!per_image) swap_leading_dims(grad_chunk, n, c.c_out, c.l, grad_rows);  // [n, C_out, L] -> [C_out, n, L]
+      auto grad_at = [&](int64_t img, int64_t grp) {
+        return per_image ? grad_chunk + (img * c.c_out + grp * c.group_out()) * c.l
+                         : grad_rows + grp * c.group_out() * width;
+      };
+      if (grad_weight != nullptr) {  // partial[chunk] = sum over images of rows @ columns^T, per group
         im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols);
-        for (int64_t grp = 0; grp < c.groups; ++grp)
-          gemm<T>(false, true, c.group_out(), c.group_rows(), width, rows + grp * c.group_out() * width, width,
-                  cols + grp * c.group_rows() * width, width,
-                  partial + chunk * weight_numel + grp * c.group_out() * c.group_rows(), c.group_rows());
+        for (int64_t img = 0; img < images; ++img)
+          for (int64_t grp = 0; grp < c.groups; ++grp)
+            gemm<T>(false, true, c.group_out(), c.group_rows(), span, grad_at(img, grp), span,
+                    cols + grp * c.group_rows() * width + img * c.l, width,
+                    partial + chunk * weight_numel + grp * group_weight, c.group_rows(), /*accumulate=*/img > 0);
       }
       if (grad_x != nullptr) {  // columns' gradient = weight^T @ rows, per group, then added back onto the images
-        for (int64_t grp = 0; grp < c.groups; ++grp)
-          gemm<T>(true, false, c.group_rows(), width, c.group_out(), weight + grp * c.group_out() * c.group_rows(),
-                  c.group_rows(), rows + grp * c.group_out() * width, width, cols + grp * c.group_rows() * width,
-                  width);
+        for (int64_t img = 0; img < images; ++img)
+          for (int64_t grp = 0; grp < c.groups; ++grp)
+            gemm<T>(true, false, c.group_rows(), span, c.group_out(), weight + grp * group_weight, c.group_rows(),
+                    grad_at(img, grp), span, cols + grp * c.group_rows() * width + img * c.l, width);
         col2im_planes<T, T*>(cols, n, c.c_in, c.h, c.w, g, grad_x + b0 * c.c_in * c.h * c.w);
       }
     }

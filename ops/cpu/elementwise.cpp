@@ -240,6 +240,8 @@ void copy(const Tensor& src, const Tensor& dst) {
                         const S* s = sp + off[1];
                         if (st[0] == 1 && st[1] == 1) {
                           for (int64_t r = 0; r < run; ++r) o[r] = convert_to<D>(s[r]);
+                        } else if (st[0] == 1 && st[1] == 0) {  // a broadcast value (e.g. sum's gradient)
+                          std::fill(o, o + run, convert_to<D>(*s));
                         } else {
                           for (int64_t r = 0; r < run; ++r) o[r * st[0]] = convert_to<D>(s[r * st[1]]);
                         }
@@ -256,7 +258,11 @@ void fill(const Tensor& dst, double value) {
     for_each_run<1>(dst.sizes(), {dst.strides()},
                     [&](const std::array<int64_t, 1>& off, const std::array<int64_t, 1>& st,
                         int64_t run) {
-                      for (int64_t r = 0; r < run; ++r) dp[off[0] + r * st[0]] = v;
+                      if (st[0] == 1) {
+                        std::fill(dp + off[0], dp + off[0] + run, v);
+                      } else {
+                        for (int64_t r = 0; r < run; ++r) dp[off[0] + r * st[0]] = v;
+                      }
                     });
   });
 }

@@ -21,13 +21,14 @@ namespace {
 
 template <typename T>
 void gemm_fallback(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-                   const T* B, int64_t ldb, T* C, int64_t ldc) {
-  // C[M, N] = op(A)[M, K] @ op(B)[K, N], i-k-j order so the inner loop runs along rows of B and C.
+                   const T* B, int64_t ldb, T* C, int64_t ldc, bool accumulate) {
+  // C[M, N] (+)= op(A)[M, K] @ op(B)[K, N], i-k-j order so the inner loop runs along rows of B and C.
   auto a_at = [&](int64_t i, int64_t k) { return ta ? A[k * lda + i] : A[i * lda + k]; };
   auto b_at = [&](int64_t k, int64_t j) { return tb ? B[j * ldb + k] : B[k * ldb + j]; };
   for (int64_t i = 0; i < M; ++i) {
     T* c = C + i * ldc;
-    for (int64_t j = 0; j < N; ++j) c[j] = T(0);
+    if (!accumulate)
+      for (int64_t j = 0; j < N; ++j) c[j] = T(0);
     for (int64_t k = 0; k < K; ++k) {
       const T aik = a_at(i, k);
       for (int64_t j = 0; j < N; ++j) c[j] += aik * b_at(k, j);
@@ -47,27 +48,27 @@ bool use_own_sgemm() {
 
 template <typename T>
 void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-          int64_t ldb, T* C, int64_t ldc) {
+          int64_t ldb, T* C, int64_t ldc, bool accumulate) {
   if constexpr (std::is_same_v<T, float>) {
-    if (use_own_sgemm()) return sgemm_avx512(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+    if (use_own_sgemm()) return sgemm_avx512(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
   }
 #ifdef CTXPOOL_HAVE_BLAS
   const auto TA = ta ? CblasTrans : CblasNoTrans;
   const auto TB = tb ? CblasTrans : CblasNoTrans;
   if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc);
+    cblas_sgemm(CblasRowMajor, TA, TB, M, N, K, 1.0f, A, lda, B, ldb, accumulate ? 1.0f : 0.0f, C, ldc);
   } else {
-    cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, A, lda, B, ldb, 0.0, C, ldc);
+    cblas_dgemm(CblasRowMajor, TA, TB, M, N, K, 1.0, A, lda, B, ldb, accumulate ? 1.0 : 0.0, C, ldc);
   }
 #else
-  gemm_fallback(ta, tb, M, N, K, A, lda, B, ldb, C, ldc);
+  gemm_fallback(ta, tb, M, N, K, A, lda, B, ldb, C, ldc, accumulate);
 #endif
 }
 
 template void gemm<float>(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
-                           int64_t);
+                           int64_t, bool);
 template void gemm<double>(bool, bool, int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
-                            double*, int64_t);
+                            double*, int64_t, bool);
 
 // Reached through the kernel table only (add_matmul_kernels at the end).
 namespace {

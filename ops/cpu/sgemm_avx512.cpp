@@ -189,7 +189,7 @@ __attribute__((target("avx512f"))) void tile(int64_t kc, const float* a, const f
 // strided) or when more than one block of A's rows will reuse the packed panels; otherwise the tiles
 // read B's rows in place, which saves a pass over B when M is small (a convolution's C_out rows).
 void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                  int64_t ldb, float* C, int64_t ldc) {
+                  int64_t ldb, float* C, int64_t ldc, bool accumulate) {
   const bool pack_b_panels = tb || M > kMc;
   float* packed_b = pack_b_panels ? thread_scratch<float>(0, kKc * std::min(kNc, (N + kNr - 1) / kNr * kNr)) : nullptr;
   float* packed_a = thread_scratch<float>(1, kKc * std::min(kMc, (M + kMr - 1) / kMr * kMr));
@@ -206,7 +206,85 @@ void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
           const int64_t b_stride = pack_b_panels ? kNr : ldb;
           for (int64_t ir = 0; ir < mc; ir += kMr)
             tile(kc, packed_a + ir * kc, b, b_stride, C + (ic + ir) * ldc + jc + jr, ldc, std::min(kMr, mc - ir),
-                 std::min(kNr, nc - jr), /*accumulate=*/pc > 0);
+                 std::min(kNr, nc - jr), accumulate || pc > 0);
+        }
+      }
+    }
+  }
+}
+
+// ---- Skinny transposed products: C [M, N] = A [M, K] @ B [N, K]^T with few columns (N <= kDotMaxN) ----
+// A convolution's weight gradient with few input channels has this shape (the ConvNet's first layer:
+// N = 9 taps, K = every output position of a chunk of images). Its tiles would be mostly padding and B
+// would go through transposing packs, while the rows of A and B are already contiguous in k: so each
+// element of C is a dot product, taken 16 k at a time for a block of 4 rows of A and NR rows of B
+// (4 * NR sums in registers), over k-blocks of kDotKc so that the rows stay in cache. Every C[i, j]
+// sums its k-blocks in order, each with the same lanes and reduction: the same bits for any thread count.
+
+constexpr int64_t kDotMaxN = 16;   // at most this many columns of C
+constexpr int64_t kDotMr = 4;      // rows of A per block
+constexpr int64_t kDotKc = 2048;   // k per block: 4 + 6 rows of 8 KiB each
+
+// The sum of v's 16 lanes, in halves of halves (GCC 12's shuffles warn as its unpacks do above).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+__attribute__((target("avx512f"))) inline float sum_lanes(__m512 v) {
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0x4E));  // 256-bit halves swapped
+  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, 0xB1));  // 128-bit lanes swapped in pairs
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0x4E));        // 64-bit pairs swapped in each lane
+  v = _mm512_add_ps(v, _mm512_permute_ps(v, 0xB1));        // neighbours swapped
+  return _mm512_cvtss_f32(v);
+}
+#pragma GCC diagnostic pop
+
+// C[i, j] (= or +=) sum over k < kc of a[i * lda + k] * b[j * ldb + k] for i < rows (<= 4), j < NR.
+template <int NR>
+__attribute__((target("avx512f"))) void dot_block(int64_t kc, const float* a, int64_t lda, int64_t rows,
+                                                  const float* b, int64_t ldb, float* c, int64_t ldc,
+                                                  bool accumulate) {
+  const float* a_rows[kDotMr];  // rows past the last are read again and their sums dropped
+  for (int64_t i = 0; i < kDotMr; ++i) a_rows[i] = a + std::min(i, rows - 1) * lda;
+  __m512 acc[kDotMr][NR];
+  for (auto& row : acc)
+    for (__m512& v : row) v = _mm512_setzero_ps();
+  for (int64_t k = 0; k < kc; k += 16) {
+    const __mmask16 m = kc - k >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (kc - k)) - 1);
+    __m512 bj[NR];
+#pragma GCC unroll 6
+    for (int j = 0; j < NR; ++j) bj[j] = _mm512_maskz_loadu_ps(m, b + j * ldb + k);
+#pragma GCC unroll 4
+    for (int i = 0; i < kDotMr; ++i) {
+      const __m512 ai = _mm512_maskz_loadu_ps(m, a_rows[i] + k);
+#pragma GCC unroll 6
+      for (int j = 0; j < NR; ++j) acc[i][j] = _mm512_fmadd_ps(ai, bj[j], acc[i][j]);
+    }
+  }
+  for (int64_t i = 0; i < rows; ++i)
+    for (int j = 0; j < NR; ++j) {
+      const float sum = sum_lanes(acc[i][j]);
+      c[i * ldc + j] = accumulate ? c[i * ldc + j] + sum : sum;
+    }
+}
+
+// Rows [i0, i1) of C = A @ B^T (N <= kDotMaxN) on the calling thread.
+void sgemm_nt_dots(int64_t i0, int64_t i1, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
+                   int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  for (int64_t pc = 0; pc < K; pc += kDotKc) {
+    const int64_t kc = std::min(kDotKc, K - pc);
+    for (int64_t i = i0; i < i1; i += kDotMr) {
+      const int64_t rows = std::min(kDotMr, i1 - i);
+      const float* a = A + i * lda + pc;
+      for (int64_t j = 0; j < N;) {  // blocks of 6 columns, the last of 1-5
+        const float* b = B + j * ldb + pc;
+        float* c = C + i * ldc + j;
+        const bool acc = accumulate || pc > 0;
+        switch (std::min<int64_t>(6, N - j)) {
+          case 6: dot_block<6>(kc, a, lda, rows, b, ldb, c, ldc, acc); j += 6; break;
+          case 5: dot_block<5>(kc, a, lda, rows, b, ldb, c, ldc, acc); j += 5; break;
+          case 4: dot_block<4>(kc, a, lda, rows, b, ldb, c, ldc, acc); j += 4; break;
+          case 3: dot_block<3>(kc, a, lda, rows, b, ldb, c, ldc, acc); j += 3; break;
+          case 2: dot_block<2>(kc, a, lda, rows, b, ldb, c, ldc, acc); j += 2; break;
+          default: dot_block<1>(kc, a, lda, rows, b, ldb, c, ldc, acc); j += 1; break;
         }
       }
     }
@@ -221,10 +299,18 @@ bool sgemm_avx512_available() {
 }
 
 void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda, const float* B,
-                  int64_t ldb, float* C, int64_t ldc) {
-  if (M <= 0 || N <= 0) return;
+                  int64_t ldb, float* C, int64_t ldc, bool accumulate) {
+  if (M <= 0 || N <= 0 || (K <= 0 && accumulate)) return;
   if (K <= 0) {
     for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
+    return;
+  }
+  if (!ta && tb && N <= kDotMaxN) {  // dot products; threads take blocks of 4 rows
+    const int64_t blocks = (M + kDotMr - 1) / kDotMr;
+    const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, K * N * kDotMr));
+    parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {
+      sgemm_nt_dots(b0 * kDotMr, std::min(M, b1 * kDotMr), N, K, A, lda, B, ldb, C, ldc, accumulate);
+    });
     return;
   }
   // Threads take whole tiles of the longer side of C; each packs its own part of that operand and
@@ -234,12 +320,12 @@ void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
   if (col_tiles >= row_tiles) {
     parallel_for(0, col_tiles, grain, [&](int64_t t0, int64_t t1) {
       const int64_t j0 = t0 * kNr, j1 = std::min(N, t1 * kNr);
-      sgemm_serial(ta, tb, M, j1 - j0, K, A, lda, tb ? B + j0 * ldb : B + j0, ldb, C + j0, ldc);
+      sgemm_serial(ta, tb, M, j1 - j0, K, A, lda, tb ? B + j0 * ldb : B + j0, ldb, C + j0, ldc, accumulate);
     });
   } else {
     parallel_for(0, row_tiles, grain, [&](int64_t t0, int64_t t1) {
       const int64_t i0 = t0 * kMr, i1 = std::min(M, t1 * kMr);
-      sgemm_serial(ta, tb, i1 - i0, N, K, ta ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, ldc);
+      sgemm_serial(ta, tb, i1 - i0, N, K, ta ? A + i0 : A + i0 * lda, lda, B, ldb, C + i0 * ldc, ldc, accumulate);
     });
   }
 }
@@ -249,7 +335,7 @@ void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 bool sgemm_avx512_available() { return false; }
 
 void sgemm_avx512(bool, bool, int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, float*,
-                  int64_t) {
+                  int64_t, bool) {
   CTXPOOL_CHECK(false, "sgemm_avx512: not built for this CPU (x86-64 with GCC or Clang only)");
 }
 

@@ -5,7 +5,9 @@
 // workplace sets OPENBLAS_CORETYPE=Haswell on its AMD Zen 5 machines). AVX2 does half the arithmetic
 // per instruction, so every matmul and convolution ran at about half the CPU's speed. This kernel is
 // the classic blocked design (Goto / BLIS): pack panels of A and B so that the inner loop reads
-// memory in order, and multiply them in 12 x 32 tiles held in 24 of the 32 vector registers.
+// memory in order, and multiply them in 12 x 32 tiles held in 24 of the 32 vector registers. A @ B^T
+// with at most 16 columns (a convolution's weight gradient with few input channels) is instead a
+// grid of dot products over rows that are already contiguous.
 //
 // Deterministic: every element of C is summed over k in the same order (k-blocks of kKc, each in
 // order) whatever the thread count; threads split C into blocks of whole tiles.
@@ -17,9 +19,10 @@ namespace ctxpool::cpu {
 // Whether this CPU has AVX-512 F (and the build targets x86-64 with a compiler that can emit it).
 bool sgemm_avx512_available();
 
-// Row-major C [M, N] = op(A) [M, K] @ op(B) [K, N] (op transposes when trans_a / trans_b is set).
+// Row-major C [M, N] = op(A) [M, K] @ op(B) [K, N], or += with accumulate (op transposes when trans_a /
+// trans_b is set).
 // Only on a CPU where sgemm_avx512_available(). Inside a parallel region it runs on the calling thread.
 void sgemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
-                  const float* B, int64_t ldb, float* C, int64_t ldc);
+                  const float* B, int64_t ldb, float* C, int64_t ldc, bool accumulate = false);
 
 }  // namespace ctxpool::cpu

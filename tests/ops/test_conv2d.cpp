@@ -195,43 +195,65 @@ TEST(Conv2d, FusedKernelsMatchTheComposition) {
   }
 }
 
-// float32 runs our AVX-512 GEMM (where the CPU has it) rather than BLAS: 40 images of 8 x 10 x 10 are
-// 28,800 bytes of columns each, so 3 to a chunk (ceil(40 / 16)): 13 chunks of 3 and one of 1.
-TEST(Conv2d, FusedKernelsInFloat32WithSeveralImagesPerChunk) {
+// Both of the fused kernels' layouts, in float32 (our AVX-512 GEMM where the CPU has it, BLAS
+// otherwise) and float64, against the composition:
+// - planes under 256 outputs go through one product per chunk: 40 images of 8 x 10 x 10 are 28,800
+//   bytes of float32 columns each, so 3 to a chunk (ceil(40 / 16)): 13 chunks of 3 and one of 1;
+// - larger planes are multiplied image by image in place, the weight gradient accumulated over a
+//   chunk's images: one input channel at 20 x 20 (a weight gradient of 9 columns: dot products), three
+//   at 17 x 17 with groups of 1 and 3 (27 and 9 columns), again 3 images to a chunk.
+TEST(Conv2d, FusedKernelsInBothLayoutsWithSeveralImagesPerChunk) {
   manual_seed(11);
-  const V in{randn({40, 8, 10, 10}), randn({12, 8, 3, 3}), randn({12})};
-  V results[2];
-  for (int k = 0; k < 2; ++k) {
-    V leaves;
-    for (const Tensor& t : in) leaves.push_back(t.clone().requires_grad_(true));
-    const Tensor y = (k == 0 ? ops::conv2d : ops::conv2d_im2col)(leaves[0], leaves[1], leaves[2], {1, 1}, {1, 1},
-                                                                {1, 1}, 1);
-    ops::sum(ops::mul(y, y)).backward();
-    results[k] = {y, leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
-  }
-  // Relative to each tensor's largest entry: float32 sums of up to 4,000 products.
-  for (size_t t = 0; t < 4; ++t) {
-    const double scale = ops::abs(results[1][t].to(kFloat64)).max().item();
-    EXPECT_LE(max_diff(results[0][t], results[1][t]), 1e-5 * scale) << "tensor " << t;
+  struct Layout {
+    const char* name;
+    Shape x, w;
+    int64_t groups;
+  };
+  for (const Layout& l : {Layout{"chunk product", {40, 8, 10, 10}, {12, 8, 3, 3}, 1},
+                          Layout{"per image, dot products", {40, 1, 20, 20}, {16, 1, 3, 3}, 1},
+                          Layout{"per image, tiles", {40, 3, 17, 17}, {8, 3, 3, 3}, 1},
+                          Layout{"per image, groups", {40, 3, 17, 17}, {6, 1, 3, 3}, 3}}) {
+    for (DType dtype : {kFloat32, kFloat64}) {
+      SCOPED_TRACE(::testing::Message() << l.name << ", " << dtype_name(dtype));
+      const V in{randn(l.x, dtype), randn(l.w, dtype), randn({l.w[0]}, dtype)};
+      V results[2];
+      for (int k = 0; k < 2; ++k) {
+        V leaves;
+        for (const Tensor& t : in) leaves.push_back(t.clone().requires_grad_(true));
+        const Tensor y = (k == 0 ? ops::conv2d : ops::conv2d_im2col)(leaves[0], leaves[1], leaves[2], {1, 1},
+                                                                    {1, 1}, {1, 1}, l.groups);
+        ops::sum(ops::mul(y, y)).backward();
+        results[k] = {y, leaves[0].grad(), leaves[1].grad(), leaves[2].grad()};
+      }
+      // Relative to each tensor's largest entry: sums of up to 16,000 products.
+      const double tol = dtype == kFloat32 ? 1e-5 : 1e-12;
+      for (size_t t = 0; t < 4; ++t) {
+        const double scale = ops::abs(results[1][t].to(kFloat64)).max().item();
+        EXPECT_LE(max_diff(results[0][t], results[1][t]), tol * scale) << "tensor " << t;
+      }
+    }
   }
 }
 
 TEST(Conv2d, FusedKernelsGiveTheSameBitsForAnyThreadCount) {
   manual_seed(9);
-  const V in{randn({9, 16, 14, 14}), randn({32, 16, 3, 3}), randn({32})};
   const int threads = get_num_threads();
-  V results[2];
-  for (int n : {1, 2}) {
-    set_num_threads(n);
-    V leaves;
-    for (const Tensor& t : in) leaves.push_back(t.clone().requires_grad_(true));
-    const Tensor y = ops::conv2d(leaves[0], leaves[1], leaves[2], {1, 1}, {1, 1});
-    ops::sum(ops::mul(y, y)).backward();
-    results[n - 1] = {y, leaves[0].grad(), leaves[1].grad()};
+  // Planes of 196 (one product per chunk) and of 400 outputs (image by image).
+  for (const V& in : {V{randn({9, 16, 14, 14}), randn({32, 16, 3, 3}), randn({32})},
+                      V{randn({9, 1, 20, 20}), randn({16, 1, 3, 3}), randn({16})}}) {
+    V results[2];
+    for (int n : {1, 2}) {
+      set_num_threads(n);
+      V leaves;
+      for (const Tensor& t : in) leaves.push_back(t.clone().requires_grad_(true));
+      const Tensor y = ops::conv2d(leaves[0], leaves[1], leaves[2], {1, 1}, {1, 1});
+      ops::sum(ops::mul(y, y)).backward();
+      results[n - 1] = {y, leaves[0].grad(), leaves[1].grad()};
+    }
+    set_num_threads(threads);
+    for (size_t t = 0; t < 3; ++t)
+      EXPECT_EQ(results[0][t].to_vector<double>(), results[1][t].to_vector<double>()) << "tensor " << t;
   }
-  set_num_threads(threads);
-  for (size_t t = 0; t < 3; ++t)
-    EXPECT_EQ(results[0][t].to_vector<double>(), results[1][t].to_vector<double>()) << "tensor " << t;
 }
 
 // Only the input's or only the weight's gradient: the other is neither computed nor required.

@@ -1,6 +1,7 @@
 // Our AVX-512 float32 GEMM (ops/cpu/sgemm_avx512.h) against float64 loops: every transpose, sizes
 // that are and are not whole tiles (12 x 32) and blocks (k 256, rows 144, columns 2048), leading
-// dimensions wider than the matrix, an empty k, and the same bits for any thread count.
+// dimensions wider than the matrix, an empty k, the dot-product path for A @ B^T with few columns,
+// and the same bits for any thread count.
 #include "ops/cpu/sgemm_avx512.h"
 
 #include <cmath>
@@ -62,7 +63,11 @@ TEST(SgemmAvx512, MatchesFloat64Loops) {
       {1, 1, 1, false, false, 0},    {12, 32, 8, false, false, 0},   {13, 33, 7, false, false, 3},
       {5, 70, 300, false, true, 1},  {40, 9, 257, true, false, 2},   {150, 65, 520, true, true, 0},
       {145, 31, 3, false, false, 5}, {3, 2100, 17, false, true, 0},  {200, 50, 1, true, true, 4},
-      {64, 300, 576, false, false, 0}};
+      {64, 300, 576, false, false, 0},
+      // A @ B^T with at most 16 columns goes through dot products: row blocks of 4 and column blocks of
+      // 6 with their edges, k-tails under 16, and k-blocks of 2048 (a conv weight gradient's shape).
+      {16, 9, 6272, false, true, 0}, {7, 16, 4100, false, true, 3}, {1, 1, 1, false, true, 0},
+      {64, 13, 20, false, true, 2},  {9, 5, 2049, false, true, 1}};
   for (const Problem& p : problems) {
     SCOPED_TRACE(::testing::Message() << p.m << " x " << p.n << " x " << p.k << " ta " << p.ta << " tb " << p.tb
                                     << " pad " << p.pad);
@@ -80,10 +85,28 @@ TEST(SgemmAvx512, EmptyKGivesZerosAndEmptyOutputsAreNoOps) {
   cpu::sgemm_avx512(false, false, 2, 0, 4, &a, 4, &b, 1, c.data(), 1);
 }
 
+// accumulate adds the product to C, on the tiles' path and the dot products' path (and k = 0 adds nothing).
+TEST(SgemmAvx512, AccumulateAddsToC) {
+  if (!cpu::sgemm_avx512_available()) GTEST_SKIP() << "this CPU has no AVX-512: matmul uses BLAS";
+  for (const Problem& p : {Problem{13, 40, 300, false, true, 0}, Problem{13, 40, 300, true, false, 0},
+                           Problem{13, 9, 3000, false, true, 0}, Problem{13, 9, 0, false, true, 0}}) {
+    SCOPED_TRACE(::testing::Message() << p.m << " x " << p.n << " x " << p.k << " ta " << p.ta << " tb " << p.tb);
+    std::mt19937 rng(7);
+    const int64_t lda = p.ta ? p.m : p.k, ldb = p.tb ? p.k : p.n;
+    const std::vector<float> a = random_floats(p.m * p.k, rng), b = random_floats(p.n * p.k, rng);
+    const std::vector<float> c0 = random_floats(p.m * p.n, rng);
+    std::vector<float> product(p.m * p.n), c = c0;
+    cpu::sgemm_avx512(p.ta, p.tb, p.m, p.n, p.k, a.data(), lda, b.data(), ldb, product.data(), p.n);
+    cpu::sgemm_avx512(p.ta, p.tb, p.m, p.n, p.k, a.data(), lda, b.data(), ldb, c.data(), p.n, /*accumulate=*/true);
+    for (int64_t e = 0; e < p.m * p.n; ++e) EXPECT_NEAR(c[e], c0[e] + product[e], 1e-5f * (1 + std::abs(product[e])));
+  }
+}
+
 TEST(SgemmAvx512, SameBitsForAnyThreadCount) {
   if (!cpu::sgemm_avx512_available()) GTEST_SKIP() << "this CPU has no AVX-512: matmul uses BLAS";
   const int threads = get_num_threads();
-  for (const Problem& p : {Problem{700, 90, 600, false, false, 0}, Problem{40, 1500, 300, true, true, 1}}) {
+  for (const Problem& p : {Problem{700, 90, 600, false, false, 0}, Problem{40, 1500, 300, true, true, 1},
+                          Problem{33, 11, 5000, false, true, 0}}) {
     std::vector<float> results[2];
     for (int n : {1, 2}) {
       set_num_threads(n);
