@@ -78,7 +78,8 @@ struct DataConfig {
   std::string path = "../shared/data/tinyshakespeare.txt";
   double train_fraction = 0.9;       // text
   double validation_fraction = 0.1;  // text
-  // Images: the last validation_size training images are held out for validation (model selection);
+  // Images: the last validation_size training images are held out for validation (model selection;
+  // both readers return the training set in a random order, so that is a sample of every class);
   // the test set is the dataset's own. Augmentation of training batches; per-channel normalisation
   // with the training images' statistics.
   int64_t validation_size = 5000;

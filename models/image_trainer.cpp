@@ -65,10 +65,17 @@ void ImageTrainer::setup(bool resume) {
                 "must not be empty (data.validation_size is ", config_.data.validation_size, ")");
   // Sizes "from the data" (0), else checked against it.
   ImageModelConfig& im = config_.model.image;
-  int64_t classes = 0;
-  {
-    const int64_t* l = data_.train.labels.data_ptr<int64_t>();
-    for (int64_t i = 0; i < data_.train.size(); ++i) classes = std::max(classes, l[i] + 1);
+  // The dataset's class count; for a set that does not know it, one more than the largest label of
+  // any split (not of the training split alone: a class missing there is still a class).
+  int64_t classes = data_.train.num_classes;
+  for (const auto* split : {&data_.train, &data_.validation, &data_.test}) {
+    const int64_t* l = split->labels.data_ptr<int64_t>();
+    for (int64_t i = 0; i < split->size(); ++i) {
+      CTXPOOL_CHECK(l[i] >= 0 && (data_.train.num_classes == 0 || l[i] < data_.train.num_classes), "ImageTrainer: "
+                    "label ", l[i], " of image ", i, " is not one of the dataset's ", data_.train.num_classes,
+                    " classes");
+      classes = std::max(classes, l[i] + 1);
+    }
   }
   const std::pair<int64_t*, int64_t> sizes[] = {
       {&im.in_channels, images.sizes()[1]}, {&im.image_size, images.sizes()[2]}, {&im.num_classes, classes}};

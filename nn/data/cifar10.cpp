@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <random>
 
 #include "core/error.h"
 #include "core/file_io.h"
@@ -48,6 +49,17 @@ Listing list_jpegs(const std::string& dir, const std::string& split) {
   }
   out.fingerprint = fnv1a_hex(summary);
   return out;
+}
+
+// 0, 1, ..., n - 1 in a fixed pseudo-random order: Fisher-Yates driven by std::mt19937_64, whose
+// output the C++ standard fixes (std::shuffle and the distributions are not), so the order is the
+// same with every compiler and library.
+std::vector<int64_t> shuffled_order(int64_t n) {
+  std::vector<int64_t> order(n);
+  for (int64_t i = 0; i < n; ++i) order[i] = i;
+  std::mt19937_64 rng(10);
+  for (int64_t i = n - 1; i > 0; --i) std::swap(order[i], order[rng() % static_cast<uint64_t>(i + 1)]);
+  return order;
 }
 
 template <typename T>
@@ -129,10 +141,16 @@ ImageSet load_cifar10(const std::string& dir, const std::string& split) {
     write_file_atomic(cache_path, encode_cache(listing.fingerprint, labels, pixels));
   }
   const int64_t n = static_cast<int64_t>(labels.size());
+  const std::vector<int64_t> order = shuffled_order(n);
   std::vector<float> values(pixels.size());
-  for (size_t i = 0; i < pixels.size(); ++i) values[i] = static_cast<float>(pixels[i]) / 255.0f;
-  std::vector<int64_t> classes(labels.begin(), labels.end());
-  return {from_vector(values, {n, kChannels, kSide, kSide}, kFloat32), from_vector(classes, {n}, kInt64)};
+  std::vector<int64_t> classes(n);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t from = order[i];
+    classes[i] = labels[from];
+    for (int64_t p = 0; p < kPixels; ++p) values[i * kPixels + p] = static_cast<float>(pixels[from * kPixels + p]) / 255.0f;
+  }
+  return {from_vector(values, {n, kChannels, kSide, kSide}, kFloat32), from_vector(classes, {n}, kInt64),
+          static_cast<int64_t>(cifar10_classes().size())};
 }
 
 }  // namespace ctxpool::nn::data

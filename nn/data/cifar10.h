@@ -18,8 +18,11 @@ namespace ctxpool::nn::data {
 // "airplane", "automobile", ..., "truck": the standard CIFAR-10 class order (class index = position).
 const std::vector<std::string>& cifar10_classes();
 
-// "train" or "test": images float32 [N, 3, 32, 32] in [0, 1], labels int64 [N], ordered by class,
-// then by file name. A missing folder, a non-JPEG or wrongly sized image is an error naming it.
+// "train" or "test": images float32 [N, 3, 32, 32] in [0, 1], labels int64 [N], num_classes 10. The
+// files are listed by class, then by file name, and the images come back in a fixed pseudo-random
+// order of that list (the same on every machine), as the original CIFAR-10 batches are shuffled: so
+// a validation split held out from the end of the training set has every class, in proportion.
+// A missing folder, a non-JPEG or wrongly sized image is an error naming it.
 ImageSet load_cifar10(const std::string& dir, const std::string& split);
 
 }  // namespace ctxpool::nn::data

@@ -67,7 +67,7 @@ ImageSet load_fashion_mnist(const std::string& dir, const std::string& split) {
                   " is not a class (0..9)");
     classes[i] = labels.values[i];
   }
-  return {from_vector(pixels, {n, 1, 28, 28}, kFloat32), from_vector(classes, {n}, kInt64)};
+  return {from_vector(pixels, {n, 1, 28, 28}, kFloat32), from_vector(classes, {n}, kInt64), 10};
 }
 
 }  // namespace ctxpool::nn::data

@@ -23,6 +23,7 @@ IdxArray read_idx(const std::string& path);
 // Images as float32 [N, 1, 28, 28] scaled to [0, 1], labels int64 [N] in 0..9.
 struct ImageSet {
   Tensor images, labels;
+  int64_t num_classes = 0;  // the dataset's classes (labels are in [0, num_classes)); 0: not known
   int64_t size() const { return labels.defined() ? labels.numel() : 0; }
 };
 

@@ -65,7 +65,7 @@ ImageSet make_image_batch(const ImageSet& set, const std::vector<int64_t>& indic
     gen.uniform(drawn.data(), static_cast<int64_t>(drawn.size()));
   }
   const double* u = drawn.data() + 3 * first_position;
-  ImageSet out{empty({n, c, h, w}, kFloat32), empty({n}, kInt64)};
+  ImageSet out{empty({n, c, h, w}, kFloat32), empty({n}, kInt64), set.num_classes};
   const float* src = set.images.data_ptr<float>();
   const int64_t* labels = set.labels.data_ptr<int64_t>();
   float* dst = out.images.data_ptr<float>();
@@ -100,7 +100,8 @@ ImageSet image_subset(const ImageSet& set, int64_t first, int64_t count) {
   check_set(set, "image_subset");
   CTXPOOL_CHECK(first >= 0 && count >= 0 && first + count <= set.size(), "image_subset: rows [", first, ", ",
                 first + count, ") are out of range for ", set.size(), " images");
-  return {set.images.narrow(0, first, count).contiguous().clone(), set.labels.narrow(0, first, count).clone()};
+  return {set.images.narrow(0, first, count).contiguous().clone(), set.labels.narrow(0, first, count).clone(),
+          set.num_classes};
 }
 
 }  // namespace ctxpool::nn::data

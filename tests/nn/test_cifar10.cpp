@@ -1,5 +1,5 @@
 // JPEG decoding and the CIFAR-10 reader on a small tree of JPEG files written here: labels from
-// the folders, pixel values, the cache (written once, reused, rebuilt when damaged or stale), and
+// the folders, pixel values, the fixed shuffled order, the cache (written once, reused, rebuilt when damaged or stale), and
 // clear errors for missing folders and wrong images.
 #include <filesystem>
 
@@ -44,16 +44,26 @@ TEST(Cifar10, ReadsTheJpegTreeAndCachesIt) {
   const std::string dir = make_tree("read", 2);
   const ImageSet set = load_cifar10(dir, "test");
   ASSERT_EQ(set.images.sizes(), Shape({20, 3, 32, 32}));
+  EXPECT_EQ(set.num_classes, 10);
   const float* px = set.images.data_ptr<float>();
   const int64_t* labels = set.labels.data_ptr<int64_t>();
+  int64_t per_class[10] = {}, files[2] = {}, out_of_class_order = 0;
   for (int64_t i = 0; i < 20; ++i) {
-    const int64_t k = i / 2;  // by class, then file name
-    EXPECT_EQ(labels[i], k);
-    const float* img = px + i * 3072;
-    EXPECT_NEAR(img[0] * 255, 20.0 * k, 3.0);            // R plane
+    const int64_t k = labels[i];
+    ASSERT_TRUE(k >= 0 && k < 10) << k;
+    ++per_class[k];
+    out_of_class_order += i > 0 && k < labels[i - 1];
+    const float* img = px + i * 3072;  // each image with its own label: the colours say which it is
+    EXPECT_NEAR(img[0] * 255, 20.0 * k, 3.0);                 // R plane
     EXPECT_NEAR(img[1024 + 500] * 255, 200.0 - 10 * k, 3.0);  // G plane
-    EXPECT_NEAR(img[2048 + 1023] * 255, 7.0 * (i % 2), 3.0);  // B plane
+    const double blue = img[2048 + 1023] * 255;               // B plane: 0 or 7 (the class's file 0 or 1)
+    ASSERT_TRUE(std::abs(blue) < 3.0 || std::abs(blue - 7.0) < 3.0) << blue;
+    ++files[std::abs(blue) < 3.0 ? 0 : 1];
   }
+  for (int64_t k = 0; k < 10; ++k) EXPECT_EQ(per_class[k], 2) << "class " << k;
+  EXPECT_EQ(files[0], 10);
+  // Not by class: shuffled, so that the end of a training set (a validation split) has every class.
+  EXPECT_GE(out_of_class_order, 3);
   ASSERT_TRUE(file_exists(dir + "/test.cache"));
   // The second load reads the cache: the same values, even with a JPEG's pixels unreadable now...
   // (the fingerprint is of paths and sizes, so overwrite one file with same-sized garbage)
@@ -76,7 +86,7 @@ TEST(Cifar10, AStaleCacheIsRebuilt) {
   encode_jpeg(dir + "/test/dog/0009.jpg", flat(32, 1, 2, 3));  // a new file: the fingerprint changes
   const ImageSet set = load_cifar10(dir, "test");
   EXPECT_EQ(set.size(), 11);
-  EXPECT_EQ(set.labels.data_ptr<int64_t>()[6], 5);  // dog's second image
+  EXPECT_EQ(ops::sum(ops::eq(set.labels, scalar_tensor(5, kInt64)).to(kInt64)).item(), 2);  // dog's two images
 }
 
 TEST(Cifar10, ClearErrors) {
