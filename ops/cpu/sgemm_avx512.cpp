@@ -141,7 +141,8 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t i0, int64_t mc, int
       for (int64_t k = 0; k < kc; ++k) {
         const float* src = A + (k0 + k) * lda + i0 + ip;
         float* dst = panel + k * kMr;
-        for (int64_t i = 0; i < kMr; ++i) dst[i] = i < height ? src[i] : 0.0f;
+        std::memcpy(dst, src, height * sizeof(float));
+        std::fill(dst + height, dst + kMr, 0.0f);
       }
     } else {
       rows_to_panel(A + (i0 + ip) * lda + k0, lda, height, kMr, kc, panel);
