@@ -61,6 +61,13 @@ Tensor expand_grad(const Tensor& g, const Shape& keepdim_shape, const Shape& in_
   return g.reshape(keepdim_shape).expand(in_sizes);
 }
 
+// How many of the sorted reduced dims are 0, 1, 2, ... (a leading block).
+int64_t leading_block(const std::vector<int64_t>& dims) {
+  int64_t k = 0;
+  while (k < static_cast<int64_t>(dims.size()) && dims[k] == k) ++k;
+  return k;
+}
+
 }  // namespace
 
 Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
@@ -81,6 +88,19 @@ Tensor sum(const Tensor& x, const std::vector<int64_t>& dims_in, bool keepdim) {
     } else {
       kernel(&Kernels::sum_middle, "sum", x)(flat, outer, reduce, inner, out);
     }
+  } else if (const int64_t lead = leading_block(dims), n = x.dim();
+             x.is_contiguous() && lead > 0 && lead < static_cast<int64_t>(dims.size()) &&
+             static_cast<int64_t>(dims.size()) - lead == n - dims[lead]) {
+    // A leading and a trailing block of reduced dims, [outer, kept, inner] (a per-channel bias's
+    // gradient over [B, C, H, W]): the rows of `inner` first, in place, then `outer` of the
+    // [outer, kept] sums, rather than a permuted copy of x. (The inner sums are rounded to x's dtype
+    // once in between.)
+    int64_t outer = 1, kept = 1, inner = 1;
+    for (int64_t d = 0; d < n; ++d) (d < lead ? outer : d < dims[lead] ? kept : inner) *= x.sizes()[d];
+    const Tensor flat = x.detach();
+    const Tensor inner_sums = new_empty({outer * kept}, x.dtype(), x.device());
+    sum_rows(make_view(flat, {outer * kept, inner}, {inner, 1}, flat.storage_offset()), inner_sums);
+    kernel(&Kernels::sum_middle, "sum", x)(inner_sums, 1, outer, kept, out);
   } else {
     sum_rows(as_rows(x, dims, shapes), out);
   }

@@ -47,6 +47,31 @@ TEST(Reduce, SumIsDeterministicAndAccurate) {
   EXPECT_EQ(once, y.sum({1}).to_vector<float>());
 }
 
+// Reduced dims in a leading and a trailing block ([outer, kept, inner]: a bias's gradient) take
+// two passes over contiguous rows; against loops, in float64 and int64, with keepdim.
+TEST(Reduce, SumOverLeadingAndTrailingDims) {
+  manual_seed(21);
+  const Tensor x = randn({3, 4, 5, 6}, kFloat64);
+  const std::vector<double> v = x.to_vector<double>();
+  auto at = [&](int64_t a, int64_t b, int64_t c, int64_t d) { return v[((a * 4 + b) * 5 + c) * 6 + d]; };
+  std::vector<double> want_023(4, 0.0), want_03(4 * 5, 0.0);
+  for (int64_t a = 0; a < 3; ++a)
+    for (int64_t b = 0; b < 4; ++b)
+      for (int64_t c = 0; c < 5; ++c)
+        for (int64_t d = 0; d < 6; ++d) {
+          want_023[b] += at(a, b, c, d);
+          want_03[b * 5 + c] += at(a, b, c, d);
+        }
+  expect_values(x.sum({0, 2, 3}), want_023, 1e-12);
+  expect_values(x.sum({0, 3}), want_03, 1e-12);
+  EXPECT_EQ(x.sum({0, 2, 3}, true).sizes(), (Shape{1, 4, 1, 1}));
+  // The same sums of a non-contiguous x go through one permuted copy.
+  expect_values(x.transpose(1, 2).contiguous().transpose(1, 2).sum({0, 2, 3}), want_023, 1e-12);
+  const Tensor counts = arange(120, kInt64).reshape({2, 3, 4, 5});
+  // Element (a, b, c, d) is 60 a + 20 b + 5 c + d: per b, 40 of them summing to 1580 + 800 b.
+  expect_values(counts.sum({0, 2, 3}), {1580, 2380, 3180});
+}
+
 TEST(Reduce, BadInputs) {
   Tensor a = zeros({2, 3});
   EXPECT_ERROR_WITH(a.sum({2}), "sum", "dim 2", "out of range");
