@@ -79,7 +79,8 @@ struct DataConfig {
   double train_fraction = 0.9;       // text
   double validation_fraction = 0.1;  // text
   // Images: the last validation_size training images are held out for validation (model selection;
-  // both readers return the training set in a random order, so that is a sample of every class);
+  // a sample of every class: Fashion-MNIST's files are in random order, and the CIFAR-10 reader
+  // shuffles its class-by-class listing);
   // the test set is the dataset's own. Augmentation of training batches; per-channel normalisation
   // with the training images' statistics.
   int64_t validation_size = 5000;

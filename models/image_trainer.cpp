@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <string>
 
 #include "autograd/grad_mode.h"
 #include "core/file_io.h"
@@ -67,13 +68,16 @@ void ImageTrainer::setup(bool resume) {
   ImageModelConfig& im = config_.model.image;
   // The dataset's class count; for a set that does not know it, one more than the largest label of
   // any split (not of the training split alone: a class missing there is still a class).
-  int64_t classes = data_.train.num_classes;
-  for (const auto* split : {&data_.train, &data_.validation, &data_.test}) {
+  const int64_t known = data_.train.num_classes;
+  int64_t classes = known;
+  const std::pair<const char*, const nn::data::ImageSet*> splits[] = {
+      {"training", &data_.train}, {"validation", &data_.validation}, {"test", &data_.test}};
+  for (const auto& [name, split] : splits) {
     const int64_t* l = split->labels.data_ptr<int64_t>();
     for (int64_t i = 0; i < split->size(); ++i) {
-      CTXPOOL_CHECK(l[i] >= 0 && (data_.train.num_classes == 0 || l[i] < data_.train.num_classes), "ImageTrainer: "
-                    "label ", l[i], " of image ", i, " is not one of the dataset's ", data_.train.num_classes,
-                    " classes");
+      CTXPOOL_CHECK(l[i] >= 0 && (known == 0 || l[i] < known), "ImageTrainer: label ", l[i], " of ", name,
+                    " image ", i, " is not a class (expected ",
+                    known == 0 ? std::string("a non-negative index") : "0.." + std::to_string(known - 1), ")");
       classes = std::max(classes, l[i] + 1);
     }
   }

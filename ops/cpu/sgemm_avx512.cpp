@@ -215,14 +215,15 @@ void sgemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
 }
 
 // ---- Skinny transposed products: C [M, N] = A [M, K] @ B [N, K]^T with few columns (N <= kDotMaxN) ----
-// A convolution's weight gradient with few input channels has this shape (the ConvNet's first layer:
-// N = 9 taps, K = every output position of a chunk of images). Its tiles would be mostly padding and B
+// A convolution's weight gradient with few input channels has this shape (a one-channel first layer:
+// N = 9 taps, K = an image's output positions). Its tiles would be mostly padding and B
 // would go through transposing packs, while the rows of A and B are already contiguous in k: so each
 // element of C is a dot product, taken 16 k at a time for a block of 4 rows of A and NR rows of B
 // (4 * NR sums in registers), over k-blocks of kDotKc so that the rows stay in cache. Every C[i, j]
 // sums its k-blocks in order, each with the same lanes and reduction: the same bits for any thread count.
 
 constexpr int64_t kDotMaxN = 16;   // at most this many columns of C
+constexpr int64_t kDotMinK = 128;  // and k at least this long (shorter dots would be mostly lane sums)
 constexpr int64_t kDotMr = 4;      // rows of A per block
 constexpr int64_t kDotKc = 2048;   // k per block: 4 + 6 rows of 8 KiB each
 
@@ -306,7 +307,7 @@ void sgemm_avx512(bool ta, bool tb, int64_t M, int64_t N, int64_t K, const float
     for (int64_t i = 0; i < M; ++i) std::fill(C + i * ldc, C + i * ldc + N, 0.0f);
     return;
   }
-  if (!ta && tb && N <= kDotMaxN) {  // dot products; threads take blocks of 4 rows
+  if (!ta && tb && N <= kDotMaxN && K >= kDotMinK) {  // dot products; threads take blocks of 4 rows
     const int64_t blocks = (M + kDotMr - 1) / kDotMr;
     const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 20) / std::max<int64_t>(1, K * N * kDotMr));
     parallel_for(0, blocks, grain, [&](int64_t b0, int64_t b1) {

@@ -9,8 +9,9 @@
 // with at most 16 columns (a convolution's weight gradient with few input channels) is instead a
 // grid of dot products over rows that are already contiguous.
 //
-// Deterministic: every element of C is summed over k in the same order (k-blocks of kKc, each in
-// order) whatever the thread count; threads split C into blocks of whole tiles.
+// Deterministic: every element of C is summed over k in the same order (k-blocks, each in order; the
+// dot products' lanes and their reduction fixed) whatever the thread count; threads split C into
+// blocks of whole tiles (of 4 rows for the dot products). Which path runs depends on the shape only.
 #pragma once
 #include <cstdint>
 

@@ -47,7 +47,7 @@ TEST(Cifar10, ReadsTheJpegTreeAndCachesIt) {
   EXPECT_EQ(set.num_classes, 10);
   const float* px = set.images.data_ptr<float>();
   const int64_t* labels = set.labels.data_ptr<int64_t>();
-  int64_t per_class[10] = {}, files[2] = {}, out_of_class_order = 0;
+  int64_t per_class[10] = {}, per_file[10][2] = {}, out_of_class_order = 0;
   for (int64_t i = 0; i < 20; ++i) {
     const int64_t k = labels[i];
     ASSERT_TRUE(k >= 0 && k < 10) << k;
@@ -58,10 +58,13 @@ TEST(Cifar10, ReadsTheJpegTreeAndCachesIt) {
     EXPECT_NEAR(img[1024 + 500] * 255, 200.0 - 10 * k, 3.0);  // G plane
     const double blue = img[2048 + 1023] * 255;               // B plane: 0 or 7 (the class's file 0 or 1)
     ASSERT_TRUE(std::abs(blue) < 3.0 || std::abs(blue - 7.0) < 3.0) << blue;
-    ++files[std::abs(blue) < 3.0 ? 0 : 1];
+    ++per_file[k][std::abs(blue) < 3.0 ? 0 : 1];
   }
-  for (int64_t k = 0; k < 10; ++k) EXPECT_EQ(per_class[k], 2) << "class " << k;
-  EXPECT_EQ(files[0], 10);
+  for (int64_t k = 0; k < 10; ++k) {  // every file once
+    EXPECT_EQ(per_class[k], 2) << "class " << k;
+    EXPECT_EQ(per_file[k][0], 1) << "class " << k;
+    EXPECT_EQ(per_file[k][1], 1) << "class " << k;
+  }
   // Not by class: shuffled, so that the end of a training set (a validation split) has every class.
   EXPECT_GE(out_of_class_order, 3);
   ASSERT_TRUE(file_exists(dir + "/test.cache"));

@@ -70,6 +70,12 @@ TEST(Reduce, SumOverLeadingAndTrailingDims) {
   const Tensor counts = arange(120, kInt64).reshape({2, 3, 4, 5});
   // Element (a, b, c, d) is 60 a + 20 b + 5 c + d: per b, 40 of them summing to 1580 + 800 b.
   expect_values(counts.sum({0, 2, 3}), {1580, 2380, 3180});
+  // float32 rounds the inner sums once before the outer pass: still within float32 rounding of the
+  // float64 sum, relative to the sum of magnitudes.
+  const Tensor big = randn({64, 8, 30, 30}, kFloat64);
+  const auto exact = big.sum({0, 2, 3}).to_vector<double>(), mags = ops::abs(big).sum({0, 2, 3}).to_vector<double>();
+  const auto single = big.to(kFloat32).sum({0, 2, 3}).to_vector<double>();
+  for (size_t i = 0; i < exact.size(); ++i) EXPECT_LE(std::abs(single[i] - exact[i]), 1e-6 * mags[i]) << "channel " << i;
 }
 
 TEST(Reduce, BadInputs) {

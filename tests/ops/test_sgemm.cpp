@@ -64,10 +64,11 @@ TEST(SgemmAvx512, MatchesFloat64Loops) {
       {5, 70, 300, false, true, 1},  {40, 9, 257, true, false, 2},   {150, 65, 520, true, true, 0},
       {145, 31, 3, false, false, 5}, {3, 2100, 17, false, true, 0},  {200, 50, 1, true, true, 4},
       {64, 300, 576, false, false, 0},
-      // A @ B^T with at most 16 columns goes through dot products: row blocks of 4 and column blocks of
-      // 6 with their edges, k-tails under 16, and k-blocks of 2048 (a conv weight gradient's shape).
-      {16, 9, 6272, false, true, 0}, {7, 16, 4100, false, true, 3}, {1, 1, 1, false, true, 0},
-      {64, 13, 20, false, true, 2},  {9, 5, 2049, false, true, 1}};
+      // A @ B^T with at most 16 columns and k >= 128 goes through dot products: row blocks of 4 and
+      // column blocks of 6 with their edges, k-tails under 16, and k-blocks of 2048 (a conv weight
+      // gradient's shape); with a shorter k, through tiles.
+      {16, 9, 6272, false, true, 0}, {7, 16, 4100, false, true, 3}, {5, 3, 130, false, true, 0},
+      {9, 5, 2049, false, true, 1},  {1, 1, 1, false, true, 0},    {64, 13, 20, false, true, 2}};
   for (const Problem& p : problems) {
     SCOPED_TRACE(::testing::Message() << p.m << " x " << p.n << " x " << p.k << " ta " << p.ta << " tb " << p.tb
                                     << " pad " << p.pad);
