@@ -218,6 +218,12 @@ void col2im2d(const Tensor& cols, const Conv2dGeometry& g, const Tensor& x_grad)
 constexpr int64_t kChunkBytes = 512 * 1024;  // the columns of one chunk: about half an L2 cache
 constexpr int64_t kMinChunks = 16;           // so that a small batch still spreads evenly over threads
 
+// Planes of at least this many outputs are multiplied one image at a time, reading and writing the
+// images' [C_out, L] blocks in place (a tile row wastes at most 1/8 of its columns on the plane's
+// edge). Smaller planes go through one product per chunk, whose [C_out, n * L] layout costs a copy
+// to or from [n, C_out, L] but keeps tiles full.
+constexpr int64_t kPerImageMinL = 256;
+
 struct ConvShape {
   int64_t batch, c_in, h, w, c_out, groups;
   int64_t rows;      // C_in * kh * kw: the rows of the columns
@@ -227,6 +233,8 @@ struct ConvShape {
   int64_t group_rows() const { return rows / groups; }     // (C_in / G) * kh * kw: one group's rows
   int64_t group_out() const { return c_out / groups; }     // C_out / G
   int64_t chunks() const { return (batch + per_chunk - 1) / per_chunk; }
+  // Whether a chunk of n images is multiplied image by image, in place (else as one [C_out, n * L]).
+  bool per_image(int64_t n) const { return n == 1 || l >= kPerImageMinL; }
 };
 
 template <typename T>
@@ -247,12 +255,6 @@ void swap_leading_dims(const T* src, int64_t a, int64_t b, int64_t l, T* dst) {
     for (int64_t j = 0; j < b; ++j) std::memcpy(dst + (j * a + i) * l, src + (i * b + j) * l, l * sizeof(T));
 }
 
-// Planes of at least this many outputs are multiplied one image at a time, reading and writing the
-// images' [C_out, L] blocks in place (a tile row wastes at most 1/8 of its columns on the plane's
-// edge). Smaller planes go through one product per chunk, whose [C_out, n * L] layout costs a copy
-// to or from [n, C_out, L] but keeps tiles full.
-constexpr int64_t kPerImageMinL = 256;
-
 // out [B, C_out, L] <- weight [C_out, rows] @ columns, chunk by chunk.
 template <typename T>
 void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const ConvShape& c, T* out) {
@@ -263,7 +265,7 @@ void conv_forward(const T* x, const T* weight, const Conv2dGeometry& g, const Co
       const int64_t b0 = chunk * c.per_chunk, n = std::min(c.per_chunk, c.batch - b0), width = n * c.l;
       im2col_planes(x + b0 * c.c_in * c.h * c.w, n, c.c_in, c.h, c.w, g, cols);  // [rows, n, L]
       T* chunk_out = out + b0 * c.c_out * c.l;
-      if (n == 1 || c.l >= kPerImageMinL) {  // straight into each image's [C_out, L]
+      if (c.per_image(n)) {  // straight into each image's [C_out, L]
         for (int64_t img = 0; img < n; ++img)
           for (int64_t grp = 0; grp < c.groups; ++grp)
             gemm<T>(false, false, c.group_out(), c.l, c.group_rows(), weight + grp * group_weight, c.group_rows(),
@@ -295,7 +297,7 @@ void conv_backward(const T* x, const T* weight, const T* grad, const Conv2dGeome
       // The gradient as the products see it: `images` blocks of rows [group_out, span] (row stride span)
       // per group, at grad_at(img, grp): each image's in place, or the chunk's gathered into
       // [C_out, n * L] as one block.
-      const bool per_image = n == 1 || c.l >= kPerImageMinL;
+      const bool per_image = c.per_image(n);
       const int64_t images = per_image ? n : 1, span = per_image ? c.l : width;
       T* grad_rows = per_image ? nullptr : thread_scratch<T>(3, c.c_out * width);
       if (!per_image) swap_leading_dims(grad_chunk, n, c.c_out, c.l, grad_rows);  // [n, C_out, L] -> [C_out, n, L]
