@@ -21,4 +21,9 @@ cudaStream_t current_stream();
 // Makes `device` current for the calls that follow (cudaSetDevice, checked; cheap when unchanged).
 void set_device(int device);
 
+// True when CTXPOOL_CUDA_SYNC=1: every kernel launch is followed by a stream synchronisation, so
+// that a fault (an illegal address) is reported by the kernel that caused it, not by a later call.
+// For debugging: it makes every op wait for the GPU.
+bool sync_after_launch();
+
 }  // namespace ctxpool::cuda

@@ -2,7 +2,9 @@
 // core. No kernels for ops here: those live in ops/cuda/ and fill the CUDA kernel table.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <sstream>
+#include <string>
 
 #include "core/allocator.h"
 #include "cuda/caching_allocator.h"
@@ -37,6 +39,14 @@ void set_device(int device) {
   int current = -1;
   check(cudaGetDevice(&current), "cudaGetDevice");
   if (current != device) check(cudaSetDevice(device), "cudaSetDevice");
+}
+
+bool sync_after_launch() {
+  static const bool on = [] {
+    const char* env = std::getenv("CTXPOOL_CUDA_SYNC");
+    return env != nullptr && std::string(env) == "1";
+  }();
+  return on;
 }
 
 void register_backend() { register_allocator(DeviceType::CUDA, &caching_allocator()); }

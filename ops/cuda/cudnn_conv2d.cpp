@@ -9,6 +9,8 @@
 // NOT YET RUN ON A GPU: written and compiled without one; tests/cuda/test_parity.cpp's conv2d cases
 // compare it with the CPU's convolution once a GPU is present.
 #include <climits>
+#include <sstream>
+#include <string>
 #include <vector>
 
 #include "cuda/check.h"
@@ -33,6 +35,33 @@ class ConvDescriptors {
  public:
   ConvDescriptors(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g, int64_t groups)
       : api_(cudnn()) {
+    try {
+      describe(x, w, y, g, groups);
+    } catch (...) {  // the destructor does not run for a half-built object: free what was created
+      destroy();
+      throw;
+    }
+  }
+  ~ConvDescriptors() { destroy(); }
+  ConvDescriptors(const ConvDescriptors&) = delete;
+  ConvDescriptors& operator=(const ConvDescriptors&) = delete;
+
+  // Float32 without TF32: only algorithms in plain FMA math may run (see choose()).
+  bool fma_only() const { return fma_only_; }
+  // "x [..] w [..] y [..] stride .. pad .. dilation .. groups ..", for error messages.
+  const std::string& what() const { return what_; }
+
+  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr;
+  cudnnFilterDescriptor_t w_ = nullptr;
+  cudnnConvolutionDescriptor_t conv_ = nullptr;
+
+ private:
+  void describe(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g, int64_t groups) {
+    std::ostringstream os;
+    os << "x " << x.sizes() << " w " << w.sizes() << " y " << y.sizes() << " " << x.dtype() << " stride "
+       << g.stride_h << "x" << g.stride_w << " pad " << g.pad_h << "x" << g.pad_w << " dilation " << g.dil_h << "x"
+       << g.dil_w << " groups " << groups;
+    what_ = os.str();
     const cudnnDataType_t type = data_type(x);
     check_cudnn(api_.create_tensor(&x_), "cudnnCreateTensorDescriptor");
     check_cudnn(api_.create_tensor(&y_), "cudnnCreateTensorDescriptor");
@@ -55,33 +84,43 @@ class ConvDescriptors {
                                  as_int(g.dil_w, "dilation"), CUDNN_CROSS_CORRELATION, type),
                 "cudnnSetConvolution2dDescriptor");
     check_cudnn(api_.set_group_count(conv_, as_int(groups, "groups")), "cudnnSetConvolutionGroupCount");
-    const bool fma_only = type == CUDNN_DATA_FLOAT && !allow_tf32();
-    check_cudnn(api_.set_math_type(conv_, fma_only ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
+    fma_only_ = type == CUDNN_DATA_FLOAT && !allow_tf32();
+    check_cudnn(api_.set_math_type(conv_, fma_only_ ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
                 "cudnnSetConvolutionMathType");
   }
-  ~ConvDescriptors() {  // (statuses ignored: nothing can be done about a failed destroy)
-    api_.destroy_conv(conv_);
-    api_.destroy_filter(w_);
-    api_.destroy_tensor(y_);
-    api_.destroy_tensor(x_);
+  void destroy() {  // (statuses ignored: nothing can be done about a failed destroy)
+    if (conv_) api_.destroy_conv(conv_);
+    if (w_) api_.destroy_filter(w_);
+    if (y_) api_.destroy_tensor(y_);
+    if (x_) api_.destroy_tensor(x_);
+    conv_ = nullptr, w_ = nullptr, y_ = nullptr, x_ = nullptr;
   }
-  ConvDescriptors(const ConvDescriptors&) = delete;
-  ConvDescriptors& operator=(const ConvDescriptors&) = delete;
 
-  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr;
-  cudnnFilterDescriptor_t w_ = nullptr;
-  cudnnConvolutionDescriptor_t conv_ = nullptr;
-
- private:
   const CudnnApi& api_;
+  bool fma_only_ = false;
+  std::string what_;
 };
 
-// The first of cuDNN's ranked algorithms that succeeded and is deterministic.
+bool is_tensor_op(cudnnMathType_t m) {
+  return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
+}
+
+// The first of cuDNN's ranked algorithms that succeeded, is deterministic and, for float32 without
+// TF32, runs in plain FMA math. An algorithm comes with the math type it was ranked for: the
+// descriptor is switched to that math type, so that the workspace query and the call match it.
 template <typename Perf>
-decltype(Perf::algo) choose(const std::vector<Perf>& ranked, int returned, const char* what) {
-  for (int i = 0; i < returned; ++i)
-    if (ranked[i].status == CUDNN_STATUS_SUCCESS && ranked[i].determinism == CUDNN_DETERMINISTIC) return ranked[i].algo;
-  detail::fail("conv2d (cuDNN): no deterministic ", what, " algorithm among the ", returned, " cuDNN proposed");
+decltype(Perf::algo) choose(const CudnnApi& api, const ConvDescriptors& d, const std::vector<Perf>& ranked,
+                            int returned, const char* what) {
+  for (int i = 0; i < returned; ++i) {
+    const Perf& p = ranked[i];
+    if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC) continue;
+    if (d.fma_only() && is_tensor_op(p.mathType)) continue;
+    check_cudnn(api.set_math_type(d.conv_, p.mathType), "cudnnSetConvolutionMathType");
+    return p.algo;
+  }
+  detail::fail("conv2d (cuDNN): none of the ", returned, " ", what, " algorithms cuDNN proposed for ", d.what(),
+               " is deterministic", d.fma_only() ? " and free of TF32 tensor-op math" : "",
+               "; cuda::set_allow_tf32(true) widens the choice for float32");
 }
 
 // Scratch memory of `bytes` on x's device (from the caching allocator; freed when it goes out of scope).
@@ -113,7 +152,7 @@ void conv2d_forward(const Tensor& x, const Tensor& weight, const Conv2dGeometry&
   check_cudnn(api.forward_algorithms(handle, d.x_, d.w_, d.conv_, d.y_, static_cast<int>(ranked.size()), &returned,
                                      ranked.data()),
               "cudnnGetConvolutionForwardAlgorithm_v7");
-  const cudnnConvolutionFwdAlgo_t algo = choose(ranked, returned, "forward");
+  const cudnnConvolutionFwdAlgo_t algo = choose(api, d, ranked, returned, "forward");
   size_t bytes = 0;
   check_cudnn(api.forward_workspace(handle, d.x_, d.w_, d.conv_, d.y_, algo, &bytes),
               "cudnnGetConvolutionForwardWorkspaceSize");
@@ -137,7 +176,7 @@ void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, 
     check_cudnn(api.backward_data_algorithms(handle, d.w_, d.y_, d.conv_, d.x_, static_cast<int>(ranked.size()),
                                              &returned, ranked.data()),
                 "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-    const cudnnConvolutionBwdDataAlgo_t algo = choose(ranked, returned, "backward-data");
+    const cudnnConvolutionBwdDataAlgo_t algo = choose(api, d, ranked, returned, "backward-data");
     size_t bytes = 0;
     check_cudnn(api.backward_data_workspace(handle, d.w_, d.y_, d.conv_, d.x_, algo, &bytes),
                 "cudnnGetConvolutionBackwardDataWorkspaceSize");
@@ -152,7 +191,7 @@ void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, 
     check_cudnn(api.backward_filter_algorithms(handle, d.x_, d.y_, d.conv_, d.w_, static_cast<int>(ranked.size()),
                                                &returned, ranked.data()),
                 "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
-    const cudnnConvolutionBwdFilterAlgo_t algo = choose(ranked, returned, "backward-filter");
+    const cudnnConvolutionBwdFilterAlgo_t algo = choose(api, d, ranked, returned, "backward-filter");
     size_t bytes = 0;
     check_cudnn(api.backward_filter_workspace(handle, d.x_, d.y_, d.conv_, d.w_, algo, &bytes),
                 "cudnnGetConvolutionBackwardFilterWorkspaceSize");

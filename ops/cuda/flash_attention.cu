@@ -245,6 +245,7 @@ unsigned blocks_for_rows(int64_t bh, int64_t rows) {
 
 void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, double scale, bool causal,
                              const Tensor& out, const Tensor& lse) {
+  set_device(q.device().index);
   const Dims d = dims_of(q, k, v, causal);
   CTXPOOL_DISPATCH_FLOAT(q.dtype(), "flash_attention_forward", [&] {
     forward_kernel<scalar_t><<<blocks_for_rows(d.bh, d.t), kThreads, 0, current_stream()>>>(
@@ -257,6 +258,7 @@ void flash_attention_forward(const Tensor& q, const Tensor& k, const Tensor& v, 
 void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                               const Tensor& g, double scale, bool causal, const Tensor& delta, const Tensor& dq,
                               const Tensor& dk, const Tensor& dv) {
+  set_device(q.device().index);
   const Dims d = dims_of(q, k, v, causal);
   CTXPOOL_DISPATCH_FLOAT(q.dtype(), "flash_attention_backward", [&] {
     const auto s = static_cast<scalar_t>(scale);

@@ -24,8 +24,12 @@ inline unsigned blocks_for(int64_t n) {
   return static_cast<unsigned>(b < 1 ? 1 : (b > kMaxBlocks ? kMaxBlocks : b));
 }
 
-// After a launch: turns a bad configuration into an error naming the kernel (no synchronisation).
-inline void check_launch(const char* kernel_name) { check(cudaGetLastError(), kernel_name); }
+// After a launch: turns a bad configuration into an error naming the kernel. No synchronisation, so
+// a fault while the kernel runs surfaces at a later check, unless CTXPOOL_CUDA_SYNC=1.
+inline void check_launch(const char* kernel_name) {
+  check(cudaGetLastError(), kernel_name);
+  if (sync_after_launch()) check(cudaStreamSynchronize(current_stream()), kernel_name);
+}
 
 // A grid-stride loop: for (i = this thread; i < n; i += all threads).
 #define CTXPOOL_CUDA_LOOP(i, n)                                                                      \
