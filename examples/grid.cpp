@@ -4,6 +4,9 @@
 //   ctxpool-grid --grid examples/grids/contextpool_lm.json
 //   ctxpool-grid --grid examples/grids/contextpool_lm.json --only "plain"     # a subset of the configs
 //   ctxpool-grid --grid examples/grids/contextpool_lm.json --table-only       # rewrite the table, train nothing
+//
+// Start it twice (CTXPOOL_NUM_THREADS=1 each) to use two cores: each process skips the run the
+// other one is training (a lock file beside each run directory).
 #include <cstdio>
 #include <string>
 

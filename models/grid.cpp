@@ -8,6 +8,10 @@
 #include <cstdio>
 #include <sstream>
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include "core/error.h"
 #include "core/file_io.h"
 #include "models/image_trainer.h"
@@ -223,6 +227,22 @@ std::map<std::pair<std::string, uint64_t>, RunResult> recorded_runs(const Grid& 
   return out;
 }
 
+// Every finished run of the grid, in file order: on disk (result.json) or recorded in the table.
+std::vector<RunResult> finished_runs(const Grid& grid,
+                                     const std::map<std::pair<std::string, uint64_t>, RunResult>& recorded) {
+  std::vector<RunResult> out;
+  for (size_t c = 0; c < grid.configs.size(); ++c)
+    for (uint64_t seed : grid.seeds) {
+      const std::string result = grid.run_dir(c, seed) + "/result.json";
+      if (file_exists(result)) {
+        out.push_back(RunResult::from_json(nlohmann::json::parse(read_file(result))));
+      } else if (auto it = recorded.find({grid.configs[c].name, seed}); it != recorded.end()) {
+        out.push_back(it->second);
+      }
+    }
+  return out;
+}
+
 // Trains (or resumes) one language-model run; once finished, tests the weights with the best
 // validation bpc once on the whole test split. r.steps < train.steps: it stopped early.
 RunResult train_lm_run(const RunConfig& cfg, int64_t& first_step) {
@@ -263,6 +283,19 @@ RunResult train_image_run(const RunConfig& cfg, int64_t& first_step) {
 
 }  // namespace
 
+RunLock::RunLock(const std::string& path) {
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  CTXPOOL_CHECK(fd_ >= 0, "grid: cannot open the run lock '", path, "'");
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {  // another process holds it
+    ::close(fd_);
+    fd_ = -1;
+  }
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the lock
+}
+
 std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
   struct Job {
     size_t config;
@@ -275,7 +308,6 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
 
   const auto recorded = recorded_runs(grid);
   auto is_recorded = [&](const Job& job) { return recorded.count({grid.configs[job.config].name, job.seed}) > 0; };
-  std::vector<RunResult> results;
   double trained_seconds = 0;
   int64_t trained_steps = 0, steps_left = 0;
   for (const Job& job : jobs)
@@ -287,13 +319,11 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
     const std::string dir = grid.run_dir(job.config, job.seed);
     const std::string& config_name = grid.configs[job.config].name;
     if (file_exists(dir + "/result.json")) {
-      results.push_back(RunResult::from_json(nlohmann::json::parse(read_file(dir + "/result.json"))));
       if (!options.quiet) std::printf("[grid %s] run %zu/%zu: %s seed %llu: finished earlier, skipped\n", grid.name.c_str(),
                                       n + 1, jobs.size(), config_name.c_str(), static_cast<unsigned long long>(job.seed));
       continue;
     }
     if (is_recorded(job)) {
-      results.push_back(recorded.at({config_name, job.seed}));
       if (!options.quiet) std::printf("[grid %s] run %zu/%zu: %s seed %llu: recorded in the results table, skipped\n",
                                       grid.name.c_str(), n + 1, jobs.size(), config_name.c_str(),
                                       static_cast<unsigned long long>(job.seed));
@@ -302,6 +332,16 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
     if (options.table_only) continue;
     if (stop_requested()) break;  // Ctrl-C / SIGTERM during an earlier run
     const RunConfig cfg = grid.run_config(job.config, job.seed);
+    make_directories(std::filesystem::path(dir).parent_path().string());
+    const RunLock lock(dir + ".lock");
+    if (!lock.held() || file_exists(dir + "/result.json")) {  // another process trains it, or just finished it
+      steps_left -= cfg.train.steps;
+      if (!options.quiet)
+        std::printf("[grid %s] run %zu/%zu: %s seed %llu: %s, skipped\n", grid.name.c_str(), n + 1, jobs.size(),
+                    config_name.c_str(), static_cast<unsigned long long>(job.seed),
+                    lock.held() ? "finished by another process" : "being trained by another process");
+      continue;
+    }
     const std::string eta = trained_steps > 0 ? hms(trained_seconds / trained_steps * steps_left) : "unknown yet";
     if (!options.quiet)
       std::printf("\n[grid %s] run %zu/%zu: %s seed %llu (%lld steps) -> %s | grid ETA %s\n", grid.name.c_str(), n + 1,
@@ -331,9 +371,9 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
       std::printf("[grid %s] %s seed %llu: best val %s %.4f (step %lld), test %s %.4f\n", grid.name.c_str(),
                   config_name.c_str(), static_cast<unsigned long long>(job.seed), r.metric.c_str(), r.best_val,
                   static_cast<long long>(r.best_step), r.metric.c_str(), r.test);
-    results.push_back(r);
-    write_grid_results(grid, results);  // the table grows as runs finish
+    write_grid_results(grid, finished_runs(grid, recorded));  // the table grows as runs finish
   }
+  const std::vector<RunResult> results = finished_runs(grid, recorded);
   write_grid_results(grid, results);
   return results;
 }

@@ -15,6 +15,10 @@
 // overrides) counts as finished too, so a grid can span machines and sessions whose run directories
 // are gone. Each finished run's log and evaluation lines are copied to
 // <results_dir>/<name>/<slug>-seed-<s>.jsonl (for plots; the run directories are not committed).
+//
+// Several processes may work through one grid at once (one per core): a process holds a lock on
+// <run_dir>.lock while it trains that run, and the others skip it. The table always lists every
+// finished run of every config, whichever process (or --only subset) trained it.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -70,14 +74,29 @@ struct RunResult {
   static RunResult from_json(const nlohmann::json& j);
 };
 
+// An exclusive, non-blocking lock on a file (POSIX flock): held() when this process got it. The
+// system releases it when the process ends, however it ends, so a crash leaves no stale lock.
+class RunLock {
+ public:
+  explicit RunLock(const std::string& path);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+  bool held() const { return fd_ >= 0; }
+
+ private:
+  int fd_ = -1;
+};
+
 struct GridOptions {
-  std::string only;        // run only the configs whose name contains this (empty: all)
+  std::string only;        // train only the configs whose name contains this (empty: all)
   bool table_only = false; // train nothing: collect the finished runs and rewrite the table
   bool quiet = false;
 };
 
-// Trains every (config, seed) not yet finished, in file order (seeds inner), then writes the table.
-// Returns the results of all finished runs (the ones trained now and the ones found on disk).
+// Trains every (config, seed) not yet finished and not locked by another process, in file order
+// (seeds inner), then writes the table. Returns the results of all finished runs of the grid, in file
+// order (the ones trained now, the ones found on disk and the ones recorded in the table).
 std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options = {});
 
 // <results_dir>/<name>.md and <name>.json: per config, mean +- std over seeds of the best validation

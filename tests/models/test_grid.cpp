@@ -3,6 +3,7 @@
 // are skipped, and the table is written (markdown and JSON), keeping a hand-written conclusion.
 #include <filesystem>
 
+#include "core/file_io.h"
 #include "helpers/test_utils.h"
 #include "helpers/tiny_images.h"
 #include "helpers/tiny_run.h"
@@ -103,6 +104,38 @@ TEST(Grid, ResumesSkipsFinishedRunsAndWritesTheTable) {
   ASSERT_EQ(rerun.size(), 2u);
   EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));
   EXPECT_TRUE(file_exists(grid.run_dir(1, 5) + "/result.json"));
+}
+
+// Two processes on one grid (one per core): a run another process holds the lock of is skipped, not
+// trained twice; a process that trains a subset (--only) still writes the table of every finished run.
+TEST(Grid, ProcessesShareAGridAndSubsetsKeepTheWholeTable) {
+  TinyRun run("grid_shared", 30);
+  models::GridOptions quiet;
+  quiet.quiet = true;
+  const models::Grid grid = models::Grid::from_json(smoke_grid(run, "runs"));
+  make_directories(run.dir + "/runs/plain");
+  {
+    const models::RunLock other(grid.run_dir(0, 5) + ".lock");  // "another process" trains plain
+    ASSERT_TRUE(other.held());
+    EXPECT_FALSE(models::RunLock(grid.run_dir(0, 5) + ".lock").held());  // a second holder is refused
+    const auto results = models::run_grid(grid, quiet);
+    ASSERT_EQ(results.size(), 1u);
+    EXPECT_EQ(results[0].config, "cp K=4");
+    EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));  // not touched
+  }
+  EXPECT_TRUE(models::RunLock(grid.run_dir(0, 5) + ".lock").held());  // released with its holder
+
+  // Training only "plain" now: the table still has the cp row that the first pass trained.
+  models::GridOptions only_plain = quiet;
+  only_plain.only = "plain";
+  const auto results = models::run_grid(grid, only_plain);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_EQ(results[0].config, "plain");  // file order
+  EXPECT_EQ(results[1].config, "cp K=4");
+  const auto table = json::parse(read_file(run.dir + "/results/smoke.json"));
+  ASSERT_EQ(table["configs"].size(), 2u);
+  EXPECT_EQ(table["configs"][0]["runs"].size(), 1u);
+  EXPECT_EQ(table["configs"][1]["runs"].size(), 1u);
 }
 
 TEST(Grid, BadGridsAreClearErrors) {
