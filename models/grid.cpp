@@ -58,23 +58,33 @@ Grid Grid::from_json(const nlohmann::json& j, const std::string& base_dir) {
   } catch (const Error& e) {
     detail::fail("grid '", g.name, "', base_overrides: ", e.what());
   }
-  CTXPOOL_CHECK(j.contains("seeds") && j["seeds"].is_array() && !j["seeds"].empty(), "grid '", g.name,
-                "': 'seeds' must be a non-empty array of integers");
-  for (const auto& s : j["seeds"]) {
-    CTXPOOL_CHECK(s.is_number_integer() && s.get<int64_t>() >= 0, "grid '", g.name, "': seed ", s.dump(),
-                  " is not a non-negative integer");
-    g.seeds.push_back(s.get<uint64_t>());
-  }
+  // The grid's seeds, or a config's own.
+  auto parse_seeds = [&](const nlohmann::json& seeds, const std::string& where) {
+    CTXPOOL_CHECK(seeds.is_array() && !seeds.empty(), "grid '", g.name, "'", where,
+                  ": 'seeds' must be a non-empty array of integers");
+    std::vector<uint64_t> out;
+    for (const auto& s : seeds) {
+      CTXPOOL_CHECK(s.is_number_integer() && s.get<int64_t>() >= 0, "grid '", g.name, "'", where, ": seed ", s.dump(),
+                    " is not a non-negative integer");
+      CTXPOOL_CHECK(std::find(out.begin(), out.end(), s.get<uint64_t>()) == out.end(), "grid '", g.name, "'", where,
+                    ": seed ", s.dump(), " is listed twice");
+      out.push_back(s.get<uint64_t>());
+    }
+    return out;
+  };
+  CTXPOOL_CHECK(j.contains("seeds"), "grid '", g.name, "': 'seeds' must be a non-empty array of integers");
+  g.seeds = parse_seeds(j["seeds"], "");
   CTXPOOL_CHECK(j.contains("configs") && j["configs"].is_array() && !j["configs"].empty(), "grid '", g.name,
                 "': 'configs' must be a non-empty array");
   std::vector<std::string> slugs;
   for (const auto& c : j["configs"]) {
     CTXPOOL_CHECK(c.is_object() && c.contains("name") && c["name"].is_string(), "grid '", g.name,
                   "': every config needs a 'name', got ", c.dump());
-    GridEntry e{c["name"].get<std::string>(), c.value("overrides", nlohmann::json::object())};
+    GridEntry e{c["name"].get<std::string>(), c.value("overrides", nlohmann::json::object()), {}};
     for (auto it = c.begin(); it != c.end(); ++it)
-      CTXPOOL_CHECK(it.key() == "name" || it.key() == "overrides", "grid '", g.name, "': config '", e.name,
-                    "' has an unknown key '", it.key(), "' (expected name, overrides)");
+      CTXPOOL_CHECK(it.key() == "name" || it.key() == "overrides" || it.key() == "seeds", "grid '", g.name,
+                    "': config '", e.name, "' has an unknown key '", it.key(), "' (expected name, overrides, seeds)");
+    if (c.contains("seeds")) e.seeds = parse_seeds(c["seeds"], ", config '" + e.name + "'");
     const std::string s = slug(e.name);
     CTXPOOL_CHECK(std::find(slugs.begin(), slugs.end(), s) == slugs.end(), "grid '", g.name,
                   "': two configs share the directory name '", s, "'");
@@ -108,6 +118,11 @@ Grid Grid::from_file(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     detail::fail("grid: '", path, "' is not valid JSON: ", e.what());
   }
+}
+
+const std::vector<uint64_t>& Grid::seeds_of(size_t config) const {
+  const auto& own = configs.at(config).seeds;
+  return own.empty() ? seeds : own;
 }
 
 std::string Grid::run_dir(size_t config, uint64_t seed) const {
@@ -232,7 +247,7 @@ std::vector<RunResult> finished_runs(const Grid& grid,
                                      const std::map<std::pair<std::string, uint64_t>, RunResult>& recorded) {
   std::vector<RunResult> out;
   for (size_t c = 0; c < grid.configs.size(); ++c)
-    for (uint64_t seed : grid.seeds) {
+    for (uint64_t seed : grid.seeds_of(c)) {
       const std::string result = grid.run_dir(c, seed) + "/result.json";
       if (file_exists(result)) {
         out.push_back(RunResult::from_json(nlohmann::json::parse(read_file(result))));
@@ -304,7 +319,7 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
   std::vector<Job> jobs;
   for (size_t c = 0; c < grid.configs.size(); ++c)
     if (options.only.empty() || grid.configs[c].name.find(options.only) != std::string::npos)
-      for (uint64_t s : grid.seeds) jobs.push_back({c, s});
+      for (uint64_t s : grid.seeds_of(c)) jobs.push_back({c, s});
 
   const auto recorded = recorded_runs(grid);
   auto is_recorded = [&](const Job& job) { return recorded.count({grid.configs[job.config].name, job.seed}) > 0; };

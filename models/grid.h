@@ -9,6 +9,7 @@
 //    "seeds": [1337, 2, 3],
 //    "reference": {"deep": "plain L=4", "shallow": "plain L=2"},  (optional: the depth gap)
 //    "configs": [{"name": "plain L=4", "overrides": {"model": {"n_layers": 4}}}, ...]}
+//   (a config may list its own "seeds", which replace the grid's for that row)
 // Overrides are JSON merge patches of the base config. Run r of config c with seed s lives in
 // <runs_dir>/<c's slug>/seed-<s>; a finished run holds result.json and is skipped, a half-done one
 // resumes from its latest checkpoint. A run recorded in the results table (same base config, same
@@ -33,6 +34,7 @@ namespace ctxpool::models {
 struct GridEntry {
   std::string name;
   nlohmann::json overrides = nlohmann::json::object();
+  std::vector<uint64_t> seeds;  // its own seeds (an ablation close to a main row gets more); empty: the grid's
 };
 
 struct Grid {
@@ -52,6 +54,8 @@ struct Grid {
   // train.keep_best on. Checked like any config (an unknown key is an error naming it).
   RunConfig run_config(size_t config, uint64_t seed) const;
   std::string run_dir(size_t config, uint64_t seed) const;
+  // The seeds config `config` runs with: its own, else the grid's.
+  const std::vector<uint64_t>& seeds_of(size_t config) const;
 };
 
 // What one finished run contributes to the table (its result.json). Language models are measured in

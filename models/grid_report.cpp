@@ -1,4 +1,5 @@
 // The results table of a grid: markdown for people, JSON for scripts (plots, README numbers).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <sstream>
@@ -114,6 +115,8 @@ void write_grid_results(const Grid& grid, const std::vector<RunResult>& results)
   md << "; " << (base.optim.type == "sgd" ? "SGD" : "AdamW") << " lr " << base.optim.lr << ", "
      << base.schedule.warmup_steps << " warm-up steps, cosine to " << base.schedule.min_lr_ratio << " x lr. Seeds:";
   for (uint64_t s : grid.seeds) md << " " << s;
+  if (std::any_of(grid.configs.begin(), grid.configs.end(), [](const GridEntry& e) { return !e.seeds.empty(); }))
+    md << " (a row with its own seeds in the grid file runs those: see *seeds done*)";
   md << ". Validation " << metric << " every " << base.train.eval_interval << " steps on ";
   if (images) md << "the held-out images";
   else md << (base.train.max_eval_windows > 0 ? "the first " + std::to_string(base.train.max_eval_windows) : std::string("all"))
@@ -133,7 +136,8 @@ void write_grid_results(const Grid& grid, const std::vector<RunResult>& results)
   md << "---:|---:|---:|\n";
 
   nlohmann::json out_rows = nlohmann::json::array();
-  for (const Row& row : rows) {
+  for (size_t c = 0; c < rows.size(); ++c) {
+    const Row& row = rows[c];
     const bool any = !row.runs.empty();
     md << "| " << row.entry->name << " | " << layers(row.config.model) << " | "
        << (any ? std::to_string(row.runs[0]->parameters) : "-") << " | "
@@ -150,7 +154,7 @@ void write_grid_results(const Grid& grid, const std::vector<RunResult>& results)
          << fmt("%.0f%%", 100 * gap) << " |";
     }
     md << " " << fmt("%.1f", row.ms.mean) << " | " << fmt("%.0f", row.tok.mean) << " | " << row.runs.size() << "/"
-       << grid.seeds.size() << " |\n";
+       << grid.seeds_of(c).size() << " |\n";
 
     nlohmann::json per_seed = nlohmann::json::array();
     for (const RunResult* r : row.runs) per_seed.push_back(r->to_json());
@@ -161,6 +165,7 @@ void write_grid_results(const Grid& grid, const std::vector<RunResult>& results)
     out_rows.push_back({{"name", row.entry->name},
                         {"n_layers", layers(row.config.model)},
                         {"overrides", row.entry->overrides},
+                        {"seeds", grid.seeds_of(c)},
                         {"parameters", any ? nlohmann::json(row.runs[0]->parameters) : nlohmann::json()},
                         {images ? "flops_per_image" : "flops_per_token",
                          any ? nlohmann::json(row.runs[0]->flops) : nlohmann::json()},

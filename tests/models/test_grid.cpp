@@ -138,6 +138,32 @@ TEST(Grid, ProcessesShareAGridAndSubsetsKeepTheWholeTable) {
   EXPECT_EQ(table["configs"][1]["runs"].size(), 1u);
 }
 
+// A config may list its own seeds (an ablation that comes close to a main row gets more seeds).
+TEST(Grid, AConfigCanRunWithItsOwnSeeds) {
+  TinyRun run("grid_own_seeds", 30);
+  models::GridOptions quiet;
+  quiet.quiet = true;
+  json g = smoke_grid(run, "runs");
+  g["configs"][1]["seeds"] = {5, 6};
+  const models::Grid grid = models::Grid::from_json(g);
+  EXPECT_EQ(grid.seeds_of(0), std::vector<uint64_t>({5}));
+  EXPECT_EQ(grid.seeds_of(1), std::vector<uint64_t>({5, 6}));
+  const auto results = models::run_grid(grid, quiet);
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[2].config, "cp K=4");
+  EXPECT_EQ(results[2].seed, 6u);
+  EXPECT_NE(results[2].best_val, results[1].best_val);  // another seed, another run
+  EXPECT_NE(read_file(run.dir + "/results/smoke.md").find("| 2/2 |"), std::string::npos);
+  const auto table = json::parse(read_file(run.dir + "/results/smoke.json"));
+  EXPECT_EQ(table["configs"][1]["seeds"], json({5, 6}));
+  EXPECT_EQ(table["configs"][1]["runs"].size(), 2u);
+
+  g["configs"][1]["seeds"] = {5, 5};
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "config 'cp K=4'", "seed 5 is listed twice");
+  g["configs"][1]["seeds"] = json::array();
+  EXPECT_ERROR_WITH(models::Grid::from_json(g), "config 'cp K=4'", "non-empty array");
+}
+
 TEST(Grid, BadGridsAreClearErrors) {
   TinyRun run("grid_bad", 30);
   json g = smoke_grid(run, "runs");
