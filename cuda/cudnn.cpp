@@ -33,12 +33,15 @@ CudnnApi load_cudnn() {
   resolve("cudnnSetConvolutionGroupCount", api.set_group_count);
   resolve("cudnnSetConvolutionMathType", api.set_math_type);
   resolve("cudnnDestroyConvolutionDescriptor", api.destroy_conv);
+  resolve("cudnnGetConvolutionForwardAlgorithmMaxCount", api.forward_algorithm_count);
   resolve("cudnnGetConvolutionForwardAlgorithm_v7", api.forward_algorithms);
   resolve("cudnnGetConvolutionForwardWorkspaceSize", api.forward_workspace);
   resolve("cudnnConvolutionForward", api.forward);
+  resolve("cudnnGetConvolutionBackwardDataAlgorithmMaxCount", api.backward_data_algorithm_count);
   resolve("cudnnGetConvolutionBackwardDataAlgorithm_v7", api.backward_data_algorithms);
   resolve("cudnnGetConvolutionBackwardDataWorkspaceSize", api.backward_data_workspace);
   resolve("cudnnConvolutionBackwardData", api.backward_data);
+  resolve("cudnnGetConvolutionBackwardFilterAlgorithmMaxCount", api.backward_filter_algorithm_count);
   resolve("cudnnGetConvolutionBackwardFilterAlgorithm_v7", api.backward_filter_algorithms);
   resolve("cudnnGetConvolutionBackwardFilterWorkspaceSize", api.backward_filter_workspace);
   resolve("cudnnConvolutionBackwardFilter", api.backward_filter);

@@ -33,12 +33,15 @@ struct CudnnApi {
   decltype(&cudnnSetConvolutionGroupCount) set_group_count;
   decltype(&cudnnSetConvolutionMathType) set_math_type;
   decltype(&cudnnDestroyConvolutionDescriptor) destroy_conv;
+  decltype(&cudnnGetConvolutionForwardAlgorithmMaxCount) forward_algorithm_count;
   decltype(&cudnnGetConvolutionForwardAlgorithm_v7) forward_algorithms;
   decltype(&cudnnGetConvolutionForwardWorkspaceSize) forward_workspace;
   decltype(&cudnnConvolutionForward) forward;
+  decltype(&cudnnGetConvolutionBackwardDataAlgorithmMaxCount) backward_data_algorithm_count;
   decltype(&cudnnGetConvolutionBackwardDataAlgorithm_v7) backward_data_algorithms;
   decltype(&cudnnGetConvolutionBackwardDataWorkspaceSize) backward_data_workspace;
   decltype(&cudnnConvolutionBackwardData) backward_data;
+  decltype(&cudnnGetConvolutionBackwardFilterAlgorithmMaxCount) backward_filter_algorithm_count;
   decltype(&cudnnGetConvolutionBackwardFilterAlgorithm_v7) backward_filter_algorithms;
   decltype(&cudnnGetConvolutionBackwardFilterWorkspaceSize) backward_filter_workspace;
   decltype(&cudnnConvolutionBackwardFilter) backward_filter;

@@ -48,6 +48,12 @@ class ConvDescriptors {
 
   // Float32 without TF32: only algorithms in plain FMA math may run (see choose()).
   bool fma_only() const { return fma_only_; }
+  // The math type the heuristics rank under: FMA only, or cuDNN's default. choose() switches it to the
+  // chosen algorithm's, so each query (forward, backward data, backward filter) starts from here.
+  void reset_math_type() const {
+    check_cudnn(api_.set_math_type(conv_, fma_only_ ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
+                "cudnnSetConvolutionMathType");
+  }
   // "x [..] w [..] y [..] stride .. pad .. dilation .. groups ..", for error messages.
   const std::string& what() const { return what_; }
 
@@ -85,8 +91,7 @@ class ConvDescriptors {
                 "cudnnSetConvolution2dDescriptor");
     check_cudnn(api_.set_group_count(conv_, as_int(groups, "groups")), "cudnnSetConvolutionGroupCount");
     fma_only_ = type == CUDNN_DATA_FLOAT && !allow_tf32();
-    check_cudnn(api_.set_math_type(conv_, fma_only_ ? CUDNN_FMA_MATH : CUDNN_DEFAULT_MATH),
-                "cudnnSetConvolutionMathType");
+    reset_math_type();
   }
   void destroy() {  // (statuses ignored: nothing can be done about a failed destroy)
     if (conv_) api_.destroy_conv(conv_);
@@ -101,12 +106,8 @@ class ConvDescriptors {
   std::string what_;
 };
 
-bool is_tensor_op(cudnnMathType_t m) {
-  return m == CUDNN_TENSOR_OP_MATH || m == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION;
-}
-
 // The first of cuDNN's ranked algorithms that succeeded, is deterministic and, for float32 without
-// TF32, runs in plain FMA math. An algorithm comes with the math type it was ranked for: the
+// TF32, runs in plain FMA math (cuDNN's DEFAULT_MATH allows TF32 tensor cores on Ampere and later). An algorithm comes with the math type it was ranked for: the
 // descriptor is switched to that math type, so that the workspace query and the call match it.
 template <typename Perf>
 decltype(Perf::algo) choose(const CudnnApi& api, const ConvDescriptors& d, const std::vector<Perf>& ranked,
@@ -114,13 +115,21 @@ decltype(Perf::algo) choose(const CudnnApi& api, const ConvDescriptors& d, const
   for (int i = 0; i < returned; ++i) {
     const Perf& p = ranked[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC) continue;
-    if (d.fma_only() && is_tensor_op(p.mathType)) continue;
+    if (d.fma_only() && p.mathType != CUDNN_FMA_MATH) continue;  // DEFAULT_MATH may use TF32 on Ampere+
     check_cudnn(api.set_math_type(d.conv_, p.mathType), "cudnnSetConvolutionMathType");
     return p.algo;
   }
   detail::fail("conv2d (cuDNN): none of the ", returned, " ", what, " algorithms cuDNN proposed for ", d.what(),
-               " is deterministic", d.fma_only() ? " and free of TF32 tensor-op math" : "",
+               " is deterministic", d.fma_only() ? " and runs in plain FMA math (no TF32)" : "",
                "; cuda::set_allow_tf32(true) widens the choice for float32");
+}
+
+// How many ranked algorithms a heuristics query may return (it can list one algorithm under several
+// math types, so the enum's count may be too few).
+int algorithm_count(cudnnStatus_t (*query)(cudnnHandle_t, int*), cudnnHandle_t handle, const char* what) {
+  int n = 0;
+  check_cudnn(query(handle, &n), what);
+  return n > 0 ? n : 1;
 }
 
 // Scratch memory of `bytes` on x's device (from the caching allocator; freed when it goes out of scope).
@@ -147,7 +156,9 @@ void conv2d_forward(const Tensor& x, const Tensor& weight, const Conv2dGeometry&
   const CudnnApi& api = cudnn();
   cudnnHandle_t handle = cudnn_handle(x.device().index);
   const ConvDescriptors d(x, weight, out, g, groups);
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> ranked(CUDNN_CONVOLUTION_FWD_ALGO_COUNT);
+  std::vector<cudnnConvolutionFwdAlgoPerf_t> ranked(
+      algorithm_count(api.forward_algorithm_count, handle, "cudnnGetConvolutionForwardAlgorithmMaxCount"));
+  d.reset_math_type();
   int returned = 0;
   check_cudnn(api.forward_algorithms(handle, d.x_, d.w_, d.conv_, d.y_, static_cast<int>(ranked.size()), &returned,
                                      ranked.data()),
@@ -171,7 +182,9 @@ void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, 
   const ConvDescriptors d(x, weight, grad, g, groups);
   const Scaling s(x);
   if (grad_x.defined()) {
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> ranked(CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT);
+    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> ranked(algorithm_count(
+        api.backward_data_algorithm_count, handle, "cudnnGetConvolutionBackwardDataAlgorithmMaxCount"));
+    d.reset_math_type();
     int returned = 0;
     check_cudnn(api.backward_data_algorithms(handle, d.w_, d.y_, d.conv_, d.x_, static_cast<int>(ranked.size()),
                                              &returned, ranked.data()),
@@ -186,7 +199,9 @@ void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, 
                 "cudnnConvolutionBackwardData");
   }
   if (grad_weight.defined()) {
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> ranked(CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT);
+    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> ranked(algorithm_count(
+        api.backward_filter_algorithm_count, handle, "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount"));
+    d.reset_math_type();
     int returned = 0;
     check_cudnn(api.backward_filter_algorithms(handle, d.x_, d.y_, d.conv_, d.w_, static_cast<int>(ranked.size()),
                                                &returned, ranked.data()),
