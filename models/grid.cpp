@@ -9,6 +9,8 @@
 #include <sstream>
 
 #include <fcntl.h>
+#include <cerrno>
+#include <cstring>
 #include <sys/file.h>
 #include <unistd.h>
 
@@ -298,12 +300,20 @@ RunResult train_image_run(const RunConfig& cfg, int64_t& first_step) {
 
 }  // namespace
 
-RunLock::RunLock(const std::string& path) {
+RunLock::RunLock(const std::string& path, bool wait) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  CTXPOOL_CHECK(fd_ >= 0, "grid: cannot open the run lock '", path, "'");
-  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {  // another process holds it
+  CTXPOOL_CHECK(fd_ >= 0, "grid: cannot open the lock file '", path, "': ", std::strerror(errno));
+  int rc;
+  do {
+    rc = ::flock(fd_, wait ? LOCK_EX : LOCK_EX | LOCK_NB);
+  } while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    const int err = errno;
     ::close(fd_);
     fd_ = -1;
+    // Only "held by another process" means skip; any other failure (a filesystem without locks) would
+    // otherwise skip every run silently.
+    CTXPOOL_CHECK(!wait && err == EWOULDBLOCK, "grid: cannot lock '", path, "': ", std::strerror(err));
   }
 }
 
@@ -324,16 +334,29 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
   const auto recorded = recorded_runs(grid);
   auto is_recorded = [&](const Job& job) { return recorded.count({grid.configs[job.config].name, job.seed}) > 0; };
   double trained_seconds = 0;
-  int64_t trained_steps = 0, steps_left = 0;
-  for (const Job& job : jobs)
-    if (!file_exists(grid.run_dir(job.config, job.seed) + "/result.json") && !is_recorded(job))
-      steps_left += grid.run_config(job.config, job.seed).train.steps;
+  int64_t trained_steps = 0, steps_left = 0;  // for the ETA; runs left to any process count too
+  std::vector<bool> counted(jobs.size(), false);
+  for (size_t n = 0; n < jobs.size(); ++n)
+    if (!file_exists(grid.run_dir(jobs[n].config, jobs[n].seed) + "/result.json") && !is_recorded(jobs[n])) {
+      steps_left += grid.run_config(jobs[n].config, jobs[n].seed).train.steps;
+      counted[n] = true;
+    }
+  // The table, written under a lock so that two processes cannot interleave reading the finished runs
+  // and writing the files (the later writer would drop the other's newest run).
+  auto write_table = [&] {
+    make_directories(grid.runs_dir);
+    const RunLock table_lock(grid.runs_dir + "/table.lock", /*wait=*/true);
+    const std::vector<RunResult> results = finished_runs(grid, recorded);
+    write_grid_results(grid, results);
+    return results;
+  };
 
   for (size_t n = 0; n < jobs.size(); ++n) {
     const Job& job = jobs[n];
     const std::string dir = grid.run_dir(job.config, job.seed);
     const std::string& config_name = grid.configs[job.config].name;
     if (file_exists(dir + "/result.json")) {
+      if (counted[n]) steps_left -= grid.run_config(job.config, job.seed).train.steps;  // another process did it
       if (!options.quiet) std::printf("[grid %s] run %zu/%zu: %s seed %llu: finished earlier, skipped\n", grid.name.c_str(),
                                       n + 1, jobs.size(), config_name.c_str(), static_cast<unsigned long long>(job.seed));
       continue;
@@ -386,11 +409,9 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
       std::printf("[grid %s] %s seed %llu: best val %s %.4f (step %lld), test %s %.4f\n", grid.name.c_str(),
                   config_name.c_str(), static_cast<unsigned long long>(job.seed), r.metric.c_str(), r.best_val,
                   static_cast<long long>(r.best_step), r.metric.c_str(), r.test);
-    write_grid_results(grid, finished_runs(grid, recorded));  // the table grows as runs finish
+    write_table();  // the table grows as runs finish
   }
-  const std::vector<RunResult> results = finished_runs(grid, recorded);
-  write_grid_results(grid, results);
-  return results;
+  return write_table();
 }
 
 }  // namespace ctxpool::models

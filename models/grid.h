@@ -78,11 +78,13 @@ struct RunResult {
   static RunResult from_json(const nlohmann::json& j);
 };
 
-// An exclusive, non-blocking lock on a file (POSIX flock): held() when this process got it. The
-// system releases it when the process ends, however it ends, so a crash leaves no stale lock.
+// An exclusive lock on a file (POSIX flock), released with the object. Without `wait`, held() says
+// whether this process got it (false: another process holds it); with `wait`, it blocks until it
+// does. The system releases it when the process ends, however it ends, so a crash leaves no stale
+// lock. A filesystem that cannot lock is an error, not "held elsewhere".
 class RunLock {
  public:
-  explicit RunLock(const std::string& path);
+  explicit RunLock(const std::string& path, bool wait = false);
   ~RunLock();
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;
