@@ -90,8 +90,7 @@ class ConvDescriptors {
                                  as_int(g.dil_w, "dilation"), CUDNN_CROSS_CORRELATION, type),
                 "cudnnSetConvolution2dDescriptor");
     check_cudnn(api_.set_group_count(conv_, as_int(groups, "groups")), "cudnnSetConvolutionGroupCount");
-    fma_only_ = type == CUDNN_DATA_FLOAT && !allow_tf32();
-    reset_math_type();
+    fma_only_ = type == CUDNN_DATA_FLOAT && !allow_tf32();  // each heuristics query sets the math type
   }
   void destroy() {  // (statuses ignored: nothing can be done about a failed destroy)
     if (conv_) api_.destroy_conv(conv_);
@@ -107,8 +106,9 @@ class ConvDescriptors {
 };
 
 // The first of cuDNN's ranked algorithms that succeeded, is deterministic and, for float32 without
-// TF32, runs in plain FMA math (cuDNN's DEFAULT_MATH allows TF32 tensor cores on Ampere and later). An algorithm comes with the math type it was ranked for: the
-// descriptor is switched to that math type, so that the workspace query and the call match it.
+// TF32, runs in plain FMA math (cuDNN's DEFAULT_MATH allows TF32 tensor cores on Ampere and later).
+// An algorithm comes with the math type it was ranked for: the descriptor is switched to that math
+// type, so that the workspace query and the call match it.
 template <typename Perf>
 decltype(Perf::algo) choose(const CudnnApi& api, const ConvDescriptors& d, const std::vector<Perf>& ranked,
                             int returned, const char* what) {
