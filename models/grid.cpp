@@ -300,7 +300,7 @@ RunResult train_image_run(const RunConfig& cfg, int64_t& first_step) {
 
 }  // namespace
 
-RunLock::RunLock(const std::string& path, bool wait) {
+FileLock::FileLock(const std::string& path, bool wait) {
   fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   CTXPOOL_CHECK(fd_ >= 0, "grid: cannot open the lock file '", path, "': ", std::strerror(errno));
   int rc;
@@ -317,7 +317,7 @@ RunLock::RunLock(const std::string& path, bool wait) {
   }
 }
 
-RunLock::~RunLock() {
+FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the lock
 }
 
@@ -334,18 +334,20 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
   const auto recorded = recorded_runs(grid);
   auto is_recorded = [&](const Job& job) { return recorded.count({grid.configs[job.config].name, job.seed}) > 0; };
   double trained_seconds = 0;
-  int64_t trained_steps = 0, steps_left = 0;  // for the ETA; runs left to any process count too
-  std::vector<bool> counted(jobs.size(), false);
+  // For the ETA: the steps of each run not finished at the start (0 for the others), and their sum;
+  // a run skipped later (another process has it or finished it) leaves the sum.
+  int64_t trained_steps = 0, steps_left = 0;
+  std::vector<int64_t> pending_steps(jobs.size(), 0);
   for (size_t n = 0; n < jobs.size(); ++n)
     if (!file_exists(grid.run_dir(jobs[n].config, jobs[n].seed) + "/result.json") && !is_recorded(jobs[n])) {
-      steps_left += grid.run_config(jobs[n].config, jobs[n].seed).train.steps;
-      counted[n] = true;
+      pending_steps[n] = grid.run_config(jobs[n].config, jobs[n].seed).train.steps;
+      steps_left += pending_steps[n];
     }
   // The table, written under a lock so that two processes cannot interleave reading the finished runs
   // and writing the files (the later writer would drop the other's newest run).
   auto write_table = [&] {
     make_directories(grid.runs_dir);
-    const RunLock table_lock(grid.runs_dir + "/table.lock", /*wait=*/true);
+    const FileLock table_lock(grid.runs_dir + "/table.lock", /*wait=*/true);
     const std::vector<RunResult> results = finished_runs(grid, recorded);
     write_grid_results(grid, results);
     return results;
@@ -356,7 +358,7 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
     const std::string dir = grid.run_dir(job.config, job.seed);
     const std::string& config_name = grid.configs[job.config].name;
     if (file_exists(dir + "/result.json")) {
-      if (counted[n]) steps_left -= grid.run_config(job.config, job.seed).train.steps;  // another process did it
+      steps_left -= pending_steps[n];  // nonzero: another process finished it meanwhile
       if (!options.quiet) std::printf("[grid %s] run %zu/%zu: %s seed %llu: finished earlier, skipped\n", grid.name.c_str(),
                                       n + 1, jobs.size(), config_name.c_str(), static_cast<unsigned long long>(job.seed));
       continue;
@@ -371,9 +373,9 @@ std::vector<RunResult> run_grid(const Grid& grid, const GridOptions& options) {
     if (stop_requested()) break;  // Ctrl-C / SIGTERM during an earlier run
     const RunConfig cfg = grid.run_config(job.config, job.seed);
     make_directories(std::filesystem::path(dir).parent_path().string());
-    const RunLock lock(dir + ".lock");
+    const FileLock lock(dir + ".lock");
     if (!lock.held() || file_exists(dir + "/result.json")) {  // another process trains it, or just finished it
-      steps_left -= cfg.train.steps;
+      steps_left -= pending_steps[n];
       if (!options.quiet)
         std::printf("[grid %s] run %zu/%zu: %s seed %llu: %s, skipped\n", grid.name.c_str(), n + 1, jobs.size(),
                     config_name.c_str(), static_cast<unsigned long long>(job.seed),

@@ -82,12 +82,12 @@ struct RunResult {
 // whether this process got it (false: another process holds it); with `wait`, it blocks until it
 // does. The system releases it when the process ends, however it ends, so a crash leaves no stale
 // lock. A filesystem that cannot lock is an error, not "held elsewhere".
-class RunLock {
+class FileLock {
  public:
-  explicit RunLock(const std::string& path, bool wait = false);
-  ~RunLock();
-  RunLock(const RunLock&) = delete;
-  RunLock& operator=(const RunLock&) = delete;
+  explicit FileLock(const std::string& path, bool wait = false);
+  ~FileLock();
+  FileLock(const FileLock&) = delete;
+  FileLock& operator=(const FileLock&) = delete;
   bool held() const { return fd_ >= 0; }
 
  private:

@@ -115,15 +115,15 @@ TEST(Grid, ProcessesShareAGridAndSubsetsKeepTheWholeTable) {
   const models::Grid grid = models::Grid::from_json(smoke_grid(run, "runs"));
   make_directories(run.dir + "/runs/plain");
   {
-    const models::RunLock other(grid.run_dir(0, 5) + ".lock");  // "another process" trains plain
+    const models::FileLock other(grid.run_dir(0, 5) + ".lock");  // "another process" trains plain
     ASSERT_TRUE(other.held());
-    EXPECT_FALSE(models::RunLock(grid.run_dir(0, 5) + ".lock").held());  // a second holder is refused
+    EXPECT_FALSE(models::FileLock(grid.run_dir(0, 5) + ".lock").held());  // a second holder is refused
     const auto results = models::run_grid(grid, quiet);
     ASSERT_EQ(results.size(), 1u);
     EXPECT_EQ(results[0].config, "cp K=4");
     EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));  // not touched
   }
-  EXPECT_TRUE(models::RunLock(grid.run_dir(0, 5) + ".lock").held());  // released with its holder
+  EXPECT_TRUE(models::FileLock(grid.run_dir(0, 5) + ".lock").held());  // released with its holder
 
   // Training only "plain" now: the table still has the cp row that the first pass trained.
   models::GridOptions only_plain = quiet;
