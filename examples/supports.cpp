@@ -2,9 +2,10 @@
 // the model and records, for every character and every ContextPool layer, the support size s (in
 // tokens) the layer chose for it. Writes OUT.json (text, s_min, s_max, one list of s per layer) and
 // OUT.html (the passage once per layer, each character coloured by its s, the value on hover);
-// scripts/plot_supports.py draws OUT.png from the JSON.
+// scripts/plot_supports.sh draws OUT.png from the JSON.
 //
 //   ctxpool-supports --checkpoint runs/grids/contextpool_lm/<config>/seed-1337 --best --out docs/results/supports
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <sstream>
@@ -39,6 +40,14 @@ std::string html_escape(char c) {
     case '\n': return "&#8629;<br>";
     default: return std::string(1, c);
   }
+}
+
+// Bytes in the UTF-8 character that starts with `lead` (1 for a stray continuation byte).
+size_t utf8_length(unsigned char lead) {
+  if (lead >= 0xF0 && lead < 0xF8) return 4;
+  if (lead >= 0xE0) return lead < 0xF0 ? 3 : 1;
+  if (lead >= 0xC0) return 2;
+  return 1;
 }
 
 }  // namespace
@@ -122,11 +131,19 @@ int main(int argc, char** argv) {
          << " tokens. Hover a character for its value. Windows of " << cfg.model.context << " characters.</p>\n";
     for (size_t l = 0; l < supports.size(); ++l) {
       html << "<h3>ContextPool layer " << l << "</h3>\n<div class=\"t\">";
-      for (size_t c = 0; c < text.size(); ++c) {
-        char title[48];
-        std::snprintf(title, sizeof title, "s = %.2f", supports[l][c]);
+      // Tokens are bytes: a multi-byte UTF-8 character is one span, coloured by its first byte's s,
+      // with every byte's s on hover.
+      for (size_t c = 0; c < text.size();) {
+        const size_t n = std::min(utf8_length(static_cast<unsigned char>(text[c])), text.size() - c);
+        std::string title = "s =";
+        for (size_t i = 0; i < n; ++i) {
+          char value[24];
+          std::snprintf(value, sizeof value, "%s %.2f", i ? " /" : "", supports[l][c + i]);
+          title += value;
+        }
         html << "<span style=\"background:" << colour(supports[l][c], lo, hi) << "\" title=\"" << title << "\">"
-             << html_escape(text[c]) << "</span>";
+             << (n == 1 ? html_escape(text[c]) : text.substr(c, n)) << "</span>";
+        c += n;
       }
       html << "</div>\n";
     }

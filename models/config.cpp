@@ -114,6 +114,8 @@ void ModelConfig::validate_image() const {
                 "must be >= 0 (0: from the dataset)");
   CTXPOOL_CHECK(attention == "full", "config: model.type \"", type, "\" supports attention \"full\" only, got \"",
                 attention, "\"");
+  CTXPOOL_CHECK(context_pool.kernel_size % 2 == 1, "config: 'model.context_pool.kernel_size' must be odd for an "
+                "image model (padding k / 2 keeps the grid), got ", context_pool.kernel_size);
   if (type == "vit") {
     CTXPOOL_CHECK(im.patch_size > 0, "config: 'model.image.patch_size' must be positive, got ", im.patch_size);
     CTXPOOL_CHECK(im.image_size == 0 || im.image_size % im.patch_size == 0, "config: 'model.image.image_size' (",

@@ -47,6 +47,7 @@ nn::ContextPool2dOptions context_pool2d_options(const ContextPoolConfig& c, int6
   if (c.s_fixed > 0) o.pool.s_fixed = c.s_fixed;
   o.pool.mode = ops::context_pool_mode_from_string(c.mode);
   o.hidden = c.hidden;
+  o.kernel_size = c.kernel_size;
   o.residual = c.residual;
   o.lambda = c.lambda;
   return o;
@@ -64,7 +65,8 @@ double context_pool2d_flops(const nn::ContextPool2d& pool, int64_t d, int64_t h,
   double flops = 2.0 * static_cast<double>(d) * inside(h) * inside(w);
   if (pool.conv1) {
     const double hid = static_cast<double>(pool.conv1->out_channels);
-    flops += 2.0 * 9.0 * (static_cast<double>(d) * hid + hid * 2.0) * static_cast<double>(h * w);
+    const double taps = static_cast<double>(pool.options().kernel_size * pool.options().kernel_size);
+    flops += 2.0 * taps * (static_cast<double>(d) * hid + hid * 2.0) * static_cast<double>(h * w);
   }
   return flops;
 }

@@ -18,14 +18,17 @@ ContextPool2d::ContextPool2d(int64_t dim, const ContextPool2dOptions& options, D
   CTXPOOL_CHECK(options.lambda == 0 || options_.pool.mode == ops::ContextPoolMode::Full,
                 "ContextPool2d: lambda regularises learned support sizes and needs mode full (mode is ",
                 ops::to_string(options_.pool.mode), ")");
+  CTXPOOL_CHECK(options.kernel_size >= 1 && options.kernel_size % 2 == 1, "ContextPool2d: kernel_size must be odd "
+                "and >= 1 (its padding k / 2 gives one prediction per position), got ", options.kernel_size);
   dim_ = dim;
   if (options_.pool.mode == ops::ContextPoolMode::Uniform) return;  // nothing to predict
   const int64_t hidden = options.hidden > 0 ? options.hidden : std::max<int64_t>(1, dim / 4);
-  Conv2dOptions same;  // 3x3, padding 1: one prediction per position
-  same.padding = {1, 1};
+  const int64_t k = options.kernel_size;
+  Conv2dOptions same;  // k x k, padding k / 2: one prediction per position
+  same.padding = {k / 2, k / 2};
   same.dtype = dtype;
-  conv1 = register_module("conv1", std::make_shared<Conv2d>(dim, hidden, 3, same));
-  conv2 = register_module("conv2", std::make_shared<Conv2d>(hidden, 2, 3, same));
+  conv1 = register_module("conv1", std::make_shared<Conv2d>(dim, hidden, k, same));
+  conv2 = register_module("conv2", std::make_shared<Conv2d>(hidden, 2, k, same));
 }
 
 Tensor ContextPool2d::forward(const Tensor& x) {

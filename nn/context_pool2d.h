@@ -1,5 +1,5 @@
 // ContextPool2d: adaptive context pooling on an image or token grid (../shared/PAPER.md, "2-D").
-// A predictor (two 3x3 convolutions, GELU between) reads the features and gives each position a
+// A predictor (two kernel_size x kernel_size convolutions, 3x3 by default, GELU between) reads the features and gives each position a
 // pooling-weight logit a and a support-size logit b; ops::context_pool2d then pools each output
 // position's (2K+1)^2 neighbourhood. With stride > 1 it downsamples, replacing a ConvNet's pooling layer.
 //   forward:      x [B, H, W, d] (channels last: a ViT's tokens as a grid) -> [B, Ho, Wo, d]
@@ -15,6 +15,7 @@ namespace ctxpool::nn {
 struct ContextPool2dOptions {
   ops::ContextPool2dOptions pool;  // window K, stride, s_min, s_max, eps, mode, s_fixed
   int64_t hidden = 0;              // predictor width; 0: max(1, d / 4)
+  int64_t kernel_size = 3;         // of both predictor convolutions; odd, so padding k / 2 keeps the grid
   bool residual = false;           // out = x + pooled (stride 1 only)
   double lambda = 0.0;             // support regulariser lambda * mean(s) (mode full)
 };

@@ -145,6 +145,28 @@ TEST(ConvNet, ShapesDownsamplingAndFlops) {
   EXPECT_DOUBLE_EQ(cp->flops_per_image(), convs + head + models::context_pool2d_flops(*cp->context_pools()[0], 8, 8, 8));
 }
 
+// model.context_pool.kernel_size sets the 2-D predictor's kernel too (it was once ignored there).
+TEST(ConvNet, ContextPoolKernelSizeReachesThePredictor) {
+  models::ModelConfig c = convnet_config("context_pool");
+  c.context_pool.kernel_size = 5;
+  auto five = std::make_shared<models::ConvNet>(c);
+  const auto& pool = *five->context_pools()[0];
+  EXPECT_EQ(pool.conv1->kernel_size, (std::array<int64_t, 2>{5, 5}));
+  EXPECT_EQ(pool.conv2->kernel_size, (std::array<int64_t, 2>{5, 5}));
+  EXPECT_EQ(five->forward(randn({2, 1, 8, 8})).sizes(), Shape({2, 10}));
+  // The predictor's FLOPs count 25 taps instead of 9 (d 8 at 8x8).
+  auto three = std::make_shared<models::ConvNet>(convnet_config("context_pool"));
+  const double hid = static_cast<double>(pool.conv1->out_channels);
+  EXPECT_DOUBLE_EQ(models::context_pool2d_flops(pool, 8, 8, 8) -
+                       models::context_pool2d_flops(*three->context_pools()[0], 8, 8, 8),
+                   2.0 * (25 - 9) * (8 * hid + hid * 2) * 64);
+  c.context_pool.kernel_size = 4;
+  EXPECT_ERROR_WITH(models::ConvNet{c}, "'model.context_pool.kernel_size' must be odd", "got 4");
+  nn::ContextPool2dOptions even;
+  even.kernel_size = 4;
+  EXPECT_ERROR_WITH(nn::ContextPool2d(8, even), "ContextPool2d: kernel_size must be odd", "got 4");
+}
+
 TEST(ConvNet, GradcheckThroughTheWholeModelInFloat64) {
   manual_seed(4);
   models::ModelConfig c = convnet_config("context_pool");
@@ -172,6 +194,8 @@ TEST(ImageConfig, ErrorsNameTheKey) {
   EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"type", "convnet"}, {"image", {{"downsample", "context_pool"}}},
                                                      {"context_pool", {{"residual", true}}}}}, {"data", images}}),
                     "cannot be residual");
+  EXPECT_ERROR_WITH(RunConfig::from_json({{"model", {{"type", "vit"}, {"context_pool", {{"kernel_size", 2}}}}}, {"data", images}}),
+                    "'model.context_pool.kernel_size' must be odd");
   EXPECT_ERROR_WITH(RunConfig::from_json({{"data", {{"dataset", "cifar100"}}}}), "'data.dataset' must be");
   // Round trip, and a language model's config has no image keys.
   const auto c = RunConfig::from_json({{"model", {{"type", "convnet"}, {"image", {{"channels", {4, 8}}}}}}, {"data", images}});

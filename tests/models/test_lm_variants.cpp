@@ -146,6 +146,42 @@ TEST(LMVariants, FlopsPerTokenFromTheShapes) {
   EXPECT_NEAR(models::TransformerLM(c).flops_per_token(), plain + 2 * (2 * d * pooled), 1e-9);
 }
 
+// The ablation switches (examples/grids/contextpool_ablations.json) reach the modules they name,
+// from a config's JSON: the predictor's width and kernel, s_max, and the fixed support.
+TEST(LMVariants, ContextPoolSwitchesReachTheModules) {
+  const nlohmann::json cp = {{"enabled", true}, {"window", 8}, {"hidden", 5}, {"kernel_size", 5}, {"s_max", 3.0}};
+  models::ModelConfig c = models::RunConfig::from_json({{"model", {{"context_pool", cp}}}}).model;
+  c.vocab_size = 11;
+  c.d_model = 16;
+  const models::TransformerLM model(c);
+  ASSERT_EQ(model.context_pools().size(), 4u);  // the default 4 layers, one pool each
+  for (const auto& pool : model.context_pools()) {
+    EXPECT_EQ(pool->conv1->out_channels, 5);
+    EXPECT_EQ(pool->conv1->kernel_size, 5);
+    EXPECT_EQ(pool->conv2->kernel_size, 5);
+    EXPECT_EQ(pool->conv1->pad_left, 4);  // causal: the predictor sees no later token
+    EXPECT_DOUBLE_EQ(*pool->options().pool.s_max, 3.0);
+    EXPECT_EQ(pool->options().pool.window, 8);
+  }
+  // FLOPs count the wider kernel: 2 convolutions of 5 taps instead of 3 (same hidden width 5).
+  models::ModelConfig k3 = c;
+  k3.context_pool.kernel_size = 3;
+  const double per_layer = 2.0 * 2 * (16 * 5 + 5 * 2);  // 2 FLOPs x 2 extra taps x (conv1 + conv2 weights)
+  EXPECT_NEAR(model.flops_per_token() - models::TransformerLM(k3).flops_per_token(), 4 * per_layer, 1e-9);
+
+  // weights_only with s_fixed: every token's support is exactly s_fixed.
+  manual_seed(5);
+  c.context_pool.mode = "weights_only";
+  c.context_pool.s_fixed = 1.6;
+  c.n_layers = 2;
+  models::TransformerLM fixed(c);
+  fixed.forward(ops::argmax(randn({2, 12, 11}), 2));
+  for (const auto& pool : fixed.context_pools()) {
+    EXPECT_DOUBLE_EQ(*pool->options().pool.s_fixed, 1.6);
+    EXPECT_NEAR(pool->mean_support(), 1.6, 1e-6);  // float32 activations
+  }
+}
+
 TEST(LMVariants, RegularisersClampingAndDiagnostics) {
   manual_seed(22);
   models::ModelConfig c = tiny_model();
