@@ -1,5 +1,7 @@
-// Per-device allocators. core knows only the table; the CUDA backend registers its allocator here at
-// start-up, so core never includes cuda/.
+// Per-device allocators. core knows only the table and never includes cuda/: the first request for a
+// CUDA allocator calls register_cuda_allocator(), which the CUDA runtime defines (cuda/runtime.cu; a
+// no-op in cuda/stub.cpp without the toolkit). An explicit call, so nothing relies on a static
+// initialiser being linked from the static library.
 #pragma once
 #include <cstddef>
 
@@ -20,7 +22,10 @@ class Allocator {
 
 // The allocator for a device type; an error when none is registered (e.g. CUDA in a CPU-only build).
 Allocator* allocator_for(DeviceType type);
+// Replaces a device type's allocator (the CUDA runtime's registration; tests install fakes).
 void register_allocator(DeviceType type, Allocator* allocator);
+// Defined in cuda/: registers the caching allocator for DeviceType::CUDA, or nothing without CUDA.
+void register_cuda_allocator();
 
 // The CPU allocator's counters (core/storage.cpp), the CPU twin of cuda::memory_stats(). In the steady
 // state of a training loop `system_allocs` stays flat: every block comes from the cache.

@@ -3,26 +3,14 @@
 #include <cmath>
 
 #include "core/parallel.h"
+#include "core/philox.h"
 
 namespace ctxpool {
 
 std::array<uint32_t, 4> philox4x32(uint64_t counter, uint64_t key) {
-  uint32_t c0 = static_cast<uint32_t>(counter), c1 = static_cast<uint32_t>(counter >> 32);
-  uint32_t c2 = 0, c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(key), k1 = static_cast<uint32_t>(key >> 32);
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = static_cast<uint64_t>(0xD2511F53u) * c0;
-    const uint64_t p1 = static_cast<uint64_t>(0xCD9E8D57u) * c2;
-    const uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
-    const uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
-    c0 = hi1 ^ c1 ^ k0;
-    c1 = lo1;
-    c2 = hi0 ^ c3 ^ k1;
-    c3 = lo0;
-    k0 += 0x9E3779B9u;
-    k1 += 0xBB67AE85u;
-  }
-  return {c0, c1, c2, c3};
+  std::array<uint32_t, 4> out;
+  philox4x32_10(counter, key, out.data());
+  return out;
 }
 
 void Generator::manual_seed(uint64_t seed) { set_state(seed, 0); }
@@ -41,10 +29,6 @@ uint64_t Generator::reserve(uint64_t blocks) {
 }
 
 namespace {
-// A 32-bit word to a uniform in [0, 1) (24 bits for float, 32 bits for double).
-template <typename T> T to_unit(uint32_t u);
-template <> float to_unit<float>(uint32_t u) { return (u >> 8) * (1.0f / 16777216.0f); }
-template <> double to_unit<double>(uint32_t u) { return u * (1.0 / 4294967296.0); }
 
 // Reserves the Philox blocks for n numbers (four per block) and calls f(i, words) for each block,
 // i being the index of its first number: in parallel, with results independent of the threads.
@@ -63,7 +47,7 @@ void for_each_block(Generator& gen, int64_t n, const F& f) {
 template <typename T>
 void Generator::uniform(T* out, int64_t n) {
   for_each_block(*this, n, [&](int64_t i, const std::array<uint32_t, 4>& r) {
-    for (int64_t k = 0; k < 4 && i + k < n; ++k) out[i + k] = to_unit<T>(r[k]);
+    for (int64_t k = 0; k < 4 && i + k < n; ++k) out[i + k] = philox_unit<T>(r[k]);
   });
 }
 

@@ -128,6 +128,10 @@ void reset_cpu_peak_memory() { cpu_allocator().reset_peak(); }
 
 Allocator* allocator_for(DeviceType type) {
   if (type == DeviceType::CPU) return &cpu_allocator();
+  static std::once_flag cuda_registered;  // the CUDA runtime's allocator, on first use (unless a test's fake is in)
+  std::call_once(cuda_registered, [] {
+    if (slot(DeviceType::CUDA) == nullptr) register_cuda_allocator();
+  });
   Allocator* a = slot(type);
   CTXPOOL_CHECK(a != nullptr, "allocator: no allocator for ", Device(type),
                 " (ctxpool was built without CUDA, or no CUDA device is present)");

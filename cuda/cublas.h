@@ -8,6 +8,7 @@
 #include <cublas_v2.h>
 
 #include "core/error.h"
+#include "cuda/cuda_api.h"
 
 namespace ctxpool::cuda {
 
@@ -37,9 +38,6 @@ inline void check_cublas(cublasStatus_t status, const char* what) {
 // stays float32 (no TF32) unless set_allow_tf32(true).
 cublasHandle_t cublas_handle(int device);
 
-// TF32 tensor cores for float32 matmuls (about 10 mantissa bits per product; off by default so that
-// results match the CPU to float32 tolerance).
-void set_allow_tf32(bool allow);
-bool allow_tf32();
+// set_allow_tf32() / allow_tf32() (TF32 for float32 matmuls and convolutions) are in cuda/cuda_api.h.
 
 }  // namespace ctxpool::cuda

@@ -1,5 +1,4 @@
-// The CUDA runtime's entry points for C++ code (device query, memory statistics, allocator
-// registration). In a build without the CUDA toolkit (CTXPOOL_CUDA=OFF or not found) these exist too
+// The CUDA runtime's entry points for C++ code (device query, memory statistics, the TF32 switch). In a build without the CUDA toolkit (CTXPOOL_CUDA=OFF or not found) these exist too
 // (cuda/stub.cpp): device_count() returns 0 and the memory calls are clear errors. Kernels for ops are
 // not here: they fill the CUDA kernel table (ops/kernels.h, ops/cuda/).
 #pragma once
@@ -16,8 +15,12 @@ bool built_with_cudnn();
 int device_count();
 // "NVIDIA H200 (sm_90, 139 GiB)" or an explanation of why there is none.
 std::string device_description(int index = 0);
-// Registers the CUDA allocator with core (called once at start-up by ops/).
-void register_backend();
+
+// TF32 tensor cores for float32 matmuls (cuBLAS) and convolutions (cuDNN): about 10 mantissa bits per
+// product, so off by default and results match the CPU to float32 tolerance. A config turns it on
+// with train.allow_tf32. No effect in a build without CUDA.
+void set_allow_tf32(bool allow);
+bool allow_tf32();
 
 // The caching allocator's counters for one device (cuda/caching_allocator.cu).
 struct MemoryStats {

@@ -49,6 +49,8 @@ bool sync_after_launch() {
   return on;
 }
 
-void register_backend() { register_allocator(DeviceType::CUDA, &caching_allocator()); }
-
 }  // namespace ctxpool::cuda
+
+namespace ctxpool {
+void register_cuda_allocator() { register_allocator(DeviceType::CUDA, &cuda::caching_allocator()); }
+}  // namespace ctxpool

@@ -1,4 +1,5 @@
 // The CUDA runtime's entry points in a build without the toolkit.
+#include "core/allocator.h"
 #include "core/error.h"
 #include "cuda/cuda_api.h"
 
@@ -8,7 +9,6 @@ bool built_with_cuda() { return false; }
 bool built_with_cudnn() { return false; }
 int device_count() { return 0; }
 std::string device_description(int) { return "no CUDA device (ctxpool was built without CUDA)"; }
-void register_backend() {}
 
 MemoryStats memory_stats(int) {
   detail::fail("cuda::memory_stats: ctxpool was built without CUDA (configure with the CUDA toolkit installed)");
@@ -17,5 +17,11 @@ void reset_peak_memory_stats(int) {
   detail::fail("cuda::reset_peak_memory_stats: ctxpool was built without CUDA");
 }
 void empty_cache() {}
+void set_allow_tf32(bool) {}
+bool allow_tf32() { return false; }
 
 }  // namespace ctxpool::cuda
+
+namespace ctxpool {
+void register_cuda_allocator() {}  // allocator_for(CUDA) then says the build has no CUDA
+}  // namespace ctxpool

@@ -268,11 +268,14 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.read("seed", t.seed);
     s.read("threads", t.threads);
     s.read("device", t.device);
+    s.read("allow_tf32", t.allow_tf32);
     s.read("run_dir", t.run_dir);
     s.finish();
   }
   c.model.validate();
-  parse_device(c.train.device);  // a clear error for "gpu" and friends, before any training starts
+  const Device device = parse_device(c.train.device);  // a clear error for "gpu" and friends, before any training starts
+  CTXPOOL_CHECK(!c.train.allow_tf32 || device.is_cuda(), "config: 'train.allow_tf32' switches TF32 on for CUDA "
+                "matmuls and convolutions, but train.device is '", c.train.device, "'");
   CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
   c.validate_hyperparameters();
   CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,
@@ -348,7 +351,7 @@ nlohmann::json RunConfig::to_json() const {
                  {"log_interval", train.log_interval}, {"checkpoint_interval", train.checkpoint_interval},
                  {"keep_checkpoints", train.keep_checkpoints},
                  {"stop_after", train.stop_after}, {"overwrite", train.overwrite}, {"skip_nonfinite", train.skip_nonfinite}, {"keep_best", train.keep_best}, {"seed", train.seed}, {"threads", train.threads},
-                 {"device", train.device}, {"run_dir", train.run_dir}}},
+                 {"device", train.device}, {"allow_tf32", train.allow_tf32}, {"run_dir", train.run_dir}}},
   };
   // Image settings only where they apply, so that a language model's config reads as before.
   if (model.is_image_model()) {

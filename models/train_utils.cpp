@@ -38,6 +38,7 @@ Device training_device(const TrainConfig& t) {
                   "' but ctxpool was built without CUDA (configure with the CUDA toolkit installed)");
     CTXPOOL_CHECK(device.index < cuda::device_count(), "trainer: train.device is '", t.device,
                   "' but this machine has ", cuda::device_count(), " CUDA device(s)");
+    cuda::set_allow_tf32(t.allow_tf32);
   }
   return device;
 }

@@ -48,8 +48,7 @@ Tensor scalar_like(double value, const Tensor& x) {
                                            (x.dtype() != kBool || value == 0 || value == 1)),
                 "scalar ", value, " cannot be represented in a ", x.dtype(), " tensor without changing it; convert "
                 "the tensor first (e.g. x.to(kFloat32))");
-  if (x.device().is_cpu()) return scalar_tensor(value, TensorOptions(x.dtype()));
-  // On a device: filled there, not built on the host and copied over (a copy waits for the device).
+  // Filled where x lives (on a GPU: not built on the host and copied over, which waits for the device).
   Tensor out = empty({}, TensorOptions(x.dtype()).device(x.device()));
   kernel(&Kernels::fill, "scalar", out)(out, value);
   return out;

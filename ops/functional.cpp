@@ -107,13 +107,23 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   });
 }
 
+Tensor uniform(const Shape& sizes, const TensorOptions& options) {
+  CTXPOOL_CHECK(is_floating(options.dtype()), "uniform: dtype must be floating, got ", options.dtype());
+  Tensor out = empty(sizes, TensorOptions(options.dtype()).device(options.device()));
+  Generator& gen = default_generator();
+  const uint64_t key = gen.seed(), first = gen.reserve(static_cast<uint64_t>((out.numel() + 3) / 4));
+  kernel(&Kernels::uniform, "uniform", out)(out, first, key);
+  if (options.requires_grad()) out.requires_grad_(true);
+  return out;
+}
+
 Tensor dropout(const Tensor& x, double p, bool training) {
   check_floating("dropout", x);
   CTXPOOL_CHECK(p >= 0.0 && p <= 1.0, "dropout: p must be in [0, 1], got ", p);
   if (!training || p == 0.0) return x;
   if (p == 1.0) return mul(x, zeros_like(x));
-  // mask = (u >= p) / (1 - p), drawn from the seeded default generator.
-  const Tensor u = rand(x.sizes(), TensorOptions(x.dtype()).device(x.device()));
+  // mask = (u >= p) / (1 - p), drawn from the seeded default generator where x lives.
+  const Tensor u = uniform(x.sizes(), TensorOptions(x.dtype()).device(x.device()));
   const Tensor mask = mul(ge(u, scalar_like(p, u)).to(x.dtype()), scalar_like(1.0 / (1.0 - p), x));
   return mul(x, mask);
 }

@@ -6,11 +6,11 @@ namespace ctxpool::ops {
 
 namespace {
 
-// Every index in [0, limit). On a device: its min and max there (two numbers copied back), and the
-// exact position on the host only when something is out of range.
+// Every index in [0, limit): its min and max where it lives (on a GPU, two numbers copied back), and
+// the exact position on the host only when something is out of range.
 void check_indices_in_range(const char* op, const Tensor& index, int64_t limit, const char* what) {
   if (index.numel() == 0) return;
-  if (!index.device().is_cpu()) {
+  {
     autograd::NoGradGuard no_grad;
     const double lo = min(index).item(), hi = max(index).item();
     if (lo >= 0 && hi < static_cast<double>(limit)) return;

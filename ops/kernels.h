@@ -67,6 +67,9 @@ struct Kernels {
   void (*copy)(const Tensor& src, const Tensor& dst) = nullptr;
   // dst (any strides) = value.
   void (*fill)(const Tensor& dst, double value) = nullptr;
+  // out contiguous float/double [n] <- U[0, 1): element i is word i % 4 of Philox block first + i / 4
+  // under `key` (core/philox.h), the numbers Generator::uniform gives on the host.
+  void (*uniform)(const Tensor& out, uint64_t first, uint64_t key) = nullptr;
 
   // ---- reductions (ops/cpu/reduce.cpp, ops/cuda/reduce.cu) ----
   // x contiguous [rows, cols] -> out [rows]: the sum of each row (float accumulated in double).
@@ -164,7 +167,7 @@ struct Kernels {
                                   const ops::ContextPool1dOptions& o, const Tensor& coef, const Tensor& gy,
                                   const Tensor& gx, const Tensor& ga, const Tensor& gb) = nullptr;
 
-  // ---- 2-D adaptive context pooling (ops/cpu/context_pool2d.cpp), options resolved ----
+  // ---- 2-D adaptive context pooling (ops/cpu/context_pool2d.cpp, ops/cuda/context_pool2d.cu), options resolved ----
   // x [B, H, W, d], a [B, H, W], b [B, Ho, Wo] contiguous -> y [B, Ho, Wo, d], coef [B, Ho, Wo, Sy * Sx]
   // (context_pool2d_slots; slot (sy, sx) of output q holds j = (stride qy - Ry + sy, stride qx - Rx + sx);
   // 0 outside the image).
@@ -193,7 +196,7 @@ struct Kernels {
   // out (a copy of x) [..index[...]..] += src[...] along dim.
   void (*scatter_add_)(const Tensor& out, int64_t dim, const Tensor& index, const Tensor& src) = nullptr;
 
-  // ---- 2-D convolution's data movement (ops/cpu/conv2d.cpp; its products are matmuls) ----
+  // ---- 2-D convolution's data movement (ops/cpu/conv2d.cpp, ops/cuda/conv2d.cu; its products are matmuls) ----
   // x [B, C, H, W] contiguous -> cols [C * kh * kw, B, h_out * w_out] contiguous (batch in the middle,
   // so that conv2d's product is one GEMM over every image):
   // cols[(c * kh + i) * kw + j, b, oh * w_out + ow] = the x[b, c] value tap (i, j) of (oh, ow) reads.
@@ -202,7 +205,7 @@ struct Kernels {
   // each entry added where im2col2d read it (its adjoint). Each (b, c) plane is summed by one thread.
   void (*col2im2d)(const Tensor& cols, const Conv2dGeometry& g, const Tensor& x_grad) = nullptr;
 
-  // ---- 2-D pooling (ops/cpu/pool.cpp): windows as Conv2dGeometry's, one task per (b, c) plane ----
+  // ---- 2-D pooling (ops/cpu/pool.cpp, ops/cuda/pool.cu): windows as Conv2dGeometry's, one task per (b, c) plane ----
   // x contiguous [..., H, W] -> out, indices int64 [..., h_out, w_out]: the maximum of each window and
   // its flat position h * W + w in the plane (the first maximum, but a NaN wins; padding never does).
   void (*max_pool2d_forward)(const Tensor& x, const Conv2dGeometry& g, const Tensor& out,
@@ -275,7 +278,7 @@ void add_pool_kernels(Kernels& k);
 void add_batch_norm_kernels(Kernels& k);
 }  // namespace cpu
 namespace cuda {
-// The whole CUDA table: ops/cuda/register.cu calls each ops/cuda/<family>.cu's add_<family>_kernels;
+// The whole CUDA table: ops/cuda/register.cpp calls each ops/cuda/<family>.cu's add_<family>_kernels;
 // in a build without the CUDA toolkit ops/cuda/none.cpp leaves the table empty.
 void add_kernels(Kernels& k);
 void add_elementwise_kernels(Kernels& k);

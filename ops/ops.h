@@ -119,6 +119,9 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
                   const Tensor& bias = Tensor(), double eps = 1e-5);
 // Zeroes each element with probability p and scales the rest by 1/(1-p); identity unless training.
 Tensor dropout(const Tensor& x, double p, bool training = true);
+// U[0, 1) numbers from the default generator, drawn on options.device() itself (no host copy): the
+// same numbers as rand(sizes, options) on every device. float32 or float64.
+Tensor uniform(const Shape& sizes, const TensorOptions& options);
 
 // Attention ([..., T, D] queries, [..., S, D] keys, [..., S, Dv] values -> [..., T, Dv]):
 // softmax(scale * q k^T) v, one fused op with its own backward. causal: query i sees keys j <= i.

@@ -7,10 +7,6 @@
 namespace ctxpool {
 
 namespace {
-// Hooks the CUDA allocator into core's table (a no-op in a build without CUDA). This file is linked
-// into every program that uses a Tensor method, so the registration always happens.
-const bool cuda_backend_registered = (cuda::register_backend(), true);
-
 // An in-place destination whose elements alias each other (an expanded view, stride 0) would be
 // updated several times per element: refuse it, as PyTorch does.
 void check_no_internal_overlap(const char* op, const Tensor& t) {

@@ -10,6 +10,8 @@ source scripts/lib.sh
 
 ensure_packages cmake g++ ninja-build pkg-config libgtest-dev nlohmann-json3-dev libopenblas-openmp-dev libjpeg62-turbo-dev \
   libopenmpi-dev openmpi-bin
-build_tree "${BUILD_DIR:-build}" -DCMAKE_BUILD_TYPE=Release
+# CTXPOOL_CUDA: AUTO builds the CUDA backend when the toolkit is found; CI sets ON so that a CUDA
+# compile error fails it instead of silently giving a CPU-only build.
+build_tree "${BUILD_DIR:-build}" -DCMAKE_BUILD_TYPE=Release -DCTXPOOL_CUDA="${CTXPOOL_CUDA:-AUTO}"
 # Fashion-MNIST from its Debian package, unpacked into data/ (the image tests use it; ~55 MB).
 bash scripts/get_fashion_mnist.sh

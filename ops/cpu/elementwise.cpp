@@ -1,8 +1,10 @@
 // Elementwise CPU kernels: unary math, binary arithmetic and comparisons, where, clamp, copy, fill.
+#include <algorithm>
 #include <cmath>
 #include <type_traits>
 
 #include "core/parallel.h"
+#include "core/philox.h"
 #include "ops/cpu/fast_math.h"
 #include "ops/cpu/loops.h"
 #include "ops/kernels.h"
@@ -267,6 +269,18 @@ void fill(const Tensor& dst, double value) {
   });
 }
 
+void uniform(const Tensor& out, uint64_t first, uint64_t key) {
+  CTXPOOL_DISPATCH_FLOAT(out.dtype(), "uniform", [&] {
+    using T = scalar_t;
+    T* o = base<T>(out);
+    const int64_t n = out.numel(), blocks = (n + 3) / 4;
+    parallel_for(0, blocks, 1024, [&](int64_t b0, int64_t b1) {
+      for (int64_t b = b0; b < b1; ++b)
+        philox_uniform_block(first, key, b, o + 4 * b, static_cast<int>(std::min<int64_t>(4, n - 4 * b)));
+    });
+  });
+}
+
 }  // namespace
 
 void add_elementwise_kernels(Kernels& k) {
@@ -276,6 +290,7 @@ void add_elementwise_kernels(Kernels& k) {
   k.clamp = clamp;
   k.copy = copy;
   k.fill = fill;
+  k.uniform = uniform;
 }
 
 }  // namespace ctxpool::cpu

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "core/philox.h"
 #include "core/shape.h"
 #include "cuda/check.h"
 #include "ops/cuda/launch.cuh"
@@ -208,6 +209,15 @@ __global__ void fill_kernel(StridedOffsets<1> s, int64_t n, T* out, T value) {
   }
 }
 
+// One thread per Philox block: four uniforms (fewer at the end).
+template <typename T>
+__global__ void uniform_kernel(int64_t n, T* out, uint64_t first, uint64_t key) {
+  CTXPOOL_CUDA_LOOP(b, (n + 3) / 4) {
+    const int64_t left = n - 4 * b;
+    philox_uniform_block(first, key, b, out + 4 * b, left < 4 ? static_cast<int>(left) : 4);
+  }
+}
+
 // ---- host side: strides, then one launch ----
 
 // out = f(x), x read with x_strides (already broadcast to out's shape).
@@ -335,6 +345,17 @@ void fill(const Tensor& dst, double value) {
   check_launch("fill");
 }
 
+void uniform(const Tensor& out, uint64_t first, uint64_t key) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  set_device(out.device().index);
+  CTXPOOL_DISPATCH_FLOAT(out.dtype(), "uniform", [&] {
+    using T = scalar_t;
+    uniform_kernel<<<blocks_for((n + 3) / 4), kThreads, 0, current_stream()>>>(n, data<T>(out), first, key);
+  });
+  check_launch("uniform");
+}
+
 }  // namespace
 
 void add_elementwise_kernels(Kernels& k) {
@@ -344,6 +365,7 @@ void add_elementwise_kernels(Kernels& k) {
   k.clamp = clamp;
   k.copy = copy;
   k.fill = fill;
+  k.uniform = uniform;
 }
 
 }  // namespace ctxpool::cuda

@@ -13,6 +13,7 @@ TEST(CudaKernelTable, MatchesTheBuild) {
   const std::vector<std::pair<const char*, bool>> entries = {
       {"unary", table.unary != nullptr}, {"binary", table.binary != nullptr}, {"where", table.where != nullptr},
       {"clamp", table.clamp != nullptr}, {"copy", table.copy != nullptr}, {"fill", table.fill != nullptr},
+      {"uniform", table.uniform != nullptr},
       {"sum_rows", table.sum_rows != nullptr}, {"sum_middle", table.sum_middle != nullptr},
       {"max_or_min_rows", table.max_or_min_rows != nullptr}, {"matmul", table.matmul != nullptr},
       {"softmax_rows", table.softmax_rows != nullptr}, {"layer_norm_rows", table.layer_norm_rows != nullptr},

@@ -1,6 +1,6 @@
 // CPU / CUDA parity, one table: each case builds its inputs on the CPU, runs forward and backward on
 // the CPU and on cuda:0 (the same inputs, copied), and compares the output and every input gradient
-// with |gpu - cpu| <= atol + rtol |cpu|. One ctest entry per case (Parity/Case.Matches/<name>).
+// with |gpu - cpu| <= atol + rtol |cpu|. One ctest entry per case (Case/Parity.Matches/<name>).
 // Without a GPU every case is skipped; a case whose op has no CUDA kernel yet is skipped saying so,
 // so the skip list is the to-do list.
 #include <cmath>
@@ -8,6 +8,7 @@
 
 #include "cuda/cuda_api.h"
 #include "helpers/test_utils.h"
+#include "nn/adaptive_span.h"
 
 using namespace ctxpool;
 using namespace ctxpool::testing;
@@ -21,6 +22,7 @@ struct ParityCase {
   std::function<Inputs()> make;                 // CPU inputs; floating ones that need grads require grad
   std::function<Tensor(const Inputs&)> run;     // the op(s) under test
   double rtol = 1e-5, atol = 1e-6;              // float32, STYLE.md
+  bool tf32 = false;                            // the GPU run with cuda::set_allow_tf32(true)
 };
 
 // gtest prints a case by its name (not its bytes).
@@ -85,6 +87,10 @@ std::vector<ParityCase> cases() {
   add_case("matmul_transposed_operands", two({4, 3}, {5, 4}),
       [](const Inputs& x) { return matmul(transpose(x[0], 0, 1), transpose(x[1], 0, 1)); }, 1e-5, 1e-5);
   add_case("matmul_vector", two({6}, {6, 2}), [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-5, 1e-5);
+  // TF32 (train.allow_tf32): inputs rounded to 10 mantissa bits, so rtol 1e-3 (STYLE.md) and an atol
+  // of about 1e-3 sqrt(K) for sums of K products of unit-size numbers.
+  add_case("matmul_tf32", two({3, 40, 96}, {96, 48}), [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-3, 2e-2);
+  c.back().tf32 = true;
 
   // ---- neural-network functions ----
   add_case("softmax", one({6, 10}), [](const Inputs& x) { return softmax(x[0], -1); });
@@ -104,6 +110,29 @@ std::vector<ParityCase> cases() {
       [](const Inputs& x) { return embedding(x[0], x[1]); });
   add_case("gather_scatter_add", [] { return Inputs{f32({4, 6}), indices({4, 3}, 6), f32({4, 3})}; },
       [](const Inputs& x) { return add(sum(gather(x[0], 1, x[1])), scatter_add(x[0], 1, x[1], x[2])); });
+  // The adaptive-span baseline's mask (nn/adaptive_span.h, built from elementwise ops), with the same
+  // z on both devices; the gradient reaches the probabilities through the mask and renormalisation.
+  add_case("adaptive_span_mask", one({2, 3, 10, 10}), [](const Inputs& x) {
+    manual_seed(5);
+    nn::AdaptiveSpanMask mask(3, {/*max_span=*/10, /*ramp=*/3.0, /*init=*/0.4, /*lambda=*/0.0});
+    mask.to(x[0].device());
+    return mask.forward(softmax(x[0], -1));
+  });
+  // The fused optimizer updates (no autograd): the updated parameter and state, side by side.
+  add_case("adamw_update", [] {
+        return Inputs{f32({5, 7}).detach(), f32({5, 7}).detach(), f32({5, 7}).detach(), positive({5, 7}).detach()};
+      },
+      [](const Inputs& x) {
+        const Tensor p = x[0].clone(), m = x[2].clone(), v = x[3].clone();
+        adamw_update_(p, x[1], m, v, {/*lr=*/1e-2, 0.9, 0.99, 1e-8, /*weight_decay=*/0.1, /*step=*/3});
+        return cat({p, m, v}, 0);
+      });
+  add_case("sgd_nesterov_update", [] { return Inputs{f32({9}).detach(), f32({9}).detach(), f32({9}).detach()}; },
+      [](const Inputs& x) {
+        const Tensor p = x[0].clone(), buf = x[2].clone();
+        sgd_update_(p, x[1], buf, {/*lr=*/0.1, /*momentum=*/0.9, /*weight_decay=*/0.01, /*nesterov=*/true});
+        return cat({p, buf}, 0);
+      });
   add_case("dropout", one({64}), [](const Inputs& x) {
     manual_seed(7);  // the mask comes from the same seeded stream on both devices
     return dropout(x[0], 0.3);
@@ -216,6 +245,9 @@ std::vector<ParityCase> cases() {
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 1e-5, 1e-4);
   add_case("conv2d_grouped", [] { return Inputs{f32({2, 6, 7, 9}), f32({4, 3, 3, 3})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], Tensor(), {1, 2}, {1, 0}, {1, 1}, 2); }, 1e-5, 1e-5);
+  add_case("conv2d_tf32", [] { return Inputs{f32({4, 16, 10, 10}), f32({24, 16, 3, 3}), f32({24})}; },
+      [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 1e-3, 3e-2);
+  c.back().tf32 = true;
   add_case("conv2d_float64", [] { return Inputs{param({2, 3, 6, 6}), param({5, 3, 3, 3}), param({5})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 1e-12, 1e-12);
   add_case("conv2d_strided_padded", [] { return Inputs{f32({2, 3, 9, 8}), f32({4, 3, 3, 3}), f32({4})}; },
@@ -282,7 +314,12 @@ TEST_P(Parity, Matches) {
 
   const Result cpu = forward_backward(pc, copy_to(cpu_inputs, kCPU), w);
   Result gpu;
+  struct Tf32 {  // on for this case's GPU run only, off again whatever happens
+    explicit Tf32(bool on) { cuda::set_allow_tf32(on); }
+    ~Tf32() { cuda::set_allow_tf32(false); }
+  };
   try {
+    Tf32 tf32(pc.tf32);
     gpu = forward_backward(pc, copy_to(cpu_inputs, cuda_device()), w);
   } catch (const Error& e) {
     if (std::string(e.what()).find("not implemented on cuda") != std::string::npos)

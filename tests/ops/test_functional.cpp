@@ -71,6 +71,26 @@ TEST(Dropout, SeededScaledAndIdentityInEval) {
   EXPECT_ERROR_WITH(ops::dropout(x, 1.5), "dropout", "[0, 1]");
 }
 
+// ops::uniform (dropout's numbers, drawn by the kernel table on the tensor's device) gives exactly
+// the host generator's rand(), element for element, and advances the generator by as many blocks.
+TEST(Dropout, UniformKernelIsTheHostGeneratorsStream) {
+  for (DType dtype : {kFloat32, kFloat64}) {
+    for (int64_t n : {1, 7, 4096 * 3 + 5}) {  // a partial last block; several threads' worth
+      manual_seed(11);
+      rand({3}, dtype);  // not at offset 0
+      const Tensor host = rand({n}, dtype);
+      const uint64_t after_host = default_generator().offset();
+      manual_seed(11);
+      rand({3}, dtype);
+      const Tensor kernel = ops::uniform({n}, TensorOptions(dtype));
+      EXPECT_EQ(kernel.dtype(), dtype);
+      EXPECT_EQ(kernel.to_vector<double>(), host.to_vector<double>()) << dtype << " n " << n;
+      EXPECT_EQ(default_generator().offset(), after_host);
+    }
+  }
+  EXPECT_ERROR_WITH(ops::uniform({2}, TensorOptions(kInt64)), "uniform", "floating");
+}
+
 TEST(FunctionalGrad, Gradchecks) {
   manual_seed(50);
   EXPECT_GRADCHECK([](const V& in) { return ops::softmax(in[0], 1); }, V{param({2, 4})});
