@@ -231,7 +231,16 @@ std::map<std::pair<std::string, uint64_t>, RunResult> recorded_runs(const Grid& 
   const std::string path = grid.results_dir + "/" + grid.name + ".json";
   if (!file_exists(path)) return out;
   const auto table = nlohmann::json::parse(read_file(path), nullptr, false);
-  if (table.is_discarded() || !table.contains("base") || comparable(table["base"]) != comparable(grid.base)) return out;
+  if (table.is_discarded() || !table.contains("base")) return out;
+  // The recorded base read back as a config, so that a key added to RunConfig since the table was
+  // written (absent there, at its default here) does not make every recorded run look different.
+  nlohmann::json recorded_base;
+  try {
+    recorded_base = RunConfig::from_json(table["base"]).to_json();
+  } catch (const Error&) {
+    return out;  // a base this version cannot read is not this grid's
+  }
+  if (comparable(recorded_base) != comparable(grid.base)) return out;
   for (const auto& row : table.value("configs", nlohmann::json::array())) {
     const auto entry = std::find_if(grid.configs.begin(), grid.configs.end(),
                                     [&](const GridEntry& e) { return e.name == row.value("name", ""); });

@@ -97,6 +97,13 @@ TEST(Grid, ResumesSkipsFinishedRunsAndWritesTheTable) {
   ASSERT_EQ(from_table.size(), 2u);
   EXPECT_EQ(from_table[1].test, resumed[1].test);
   EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));  // nothing was retrained
+  // A table written before a config key existed (here train.allow_tf32, at its default) still counts.
+  json older = json::parse(read_file(run.dir + "/results/smoke.json"));
+  ASSERT_TRUE(older["base"]["train"].contains("allow_tf32"));
+  older["base"]["train"].erase("allow_tf32");
+  write_file_atomic(run.dir + "/results/smoke.json", older.dump());
+  EXPECT_EQ(models::run_grid(grid, quiet).size(), 2u);
+  EXPECT_FALSE(file_exists(grid.run_dir(0, 5) + "/latest"));
   // ... unless a config's overrides changed: that config runs again.
   json changed = smoke_grid(run, "runs");
   changed["configs"][1]["overrides"]["model"]["context_pool"]["window"] = 2;
