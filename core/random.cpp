@@ -21,11 +21,11 @@ void Generator::set_state(uint64_t seed, uint64_t offset) {
   offset_ = offset;
 }
 
-uint64_t Generator::reserve(uint64_t blocks) {
+Generator::Blocks Generator::reserve(uint64_t blocks) {
   std::lock_guard<std::mutex> lock(mutex_);
-  const uint64_t first = offset_;
+  const Blocks out{seed_, offset_};
   offset_ += blocks;
-  return first;
+  return out;
 }
 
 namespace {
@@ -35,8 +35,7 @@ namespace {
 template <typename F>
 void for_each_block(Generator& gen, int64_t n, const F& f) {
   const uint64_t blocks = static_cast<uint64_t>((n + 3) / 4);
-  const uint64_t first = gen.reserve(blocks);
-  const uint64_t key = gen.seed();
+  const auto [key, first] = gen.reserve(blocks);
   parallel_for(0, static_cast<int64_t>(blocks), 1024, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) f(4 * b, philox4x32(first + b, key));
   });

@@ -21,8 +21,12 @@ class Generator {
   uint64_t offset() const { return offset_; }
   void set_state(uint64_t seed, uint64_t offset);
 
-  // Reserves `blocks` Philox blocks and returns the first one's counter. Thread-safe.
-  uint64_t reserve(uint64_t blocks);
+  // Reserves `blocks` Philox blocks: the key (the seed) and the first block's counter, read together
+  // under the lock so that a concurrent manual_seed cannot pair a new key with an old offset.
+  struct Blocks {
+    uint64_t key, first;
+  };
+  Blocks reserve(uint64_t blocks);
 
   // Fills out[0..n) with U[0, 1) / N(0, 1) numbers.
   template <typename T> void uniform(T* out, int64_t n);

@@ -42,12 +42,15 @@ std::string html_escape(char c) {
   }
 }
 
-// Bytes in the UTF-8 character that starts with `lead` (1 for a stray continuation byte).
-size_t utf8_length(unsigned char lead) {
-  if (lead >= 0xF0 && lead < 0xF8) return 4;
-  if (lead >= 0xE0) return lead < 0xF0 ? 3 : 1;
-  if (lead >= 0xC0) return 2;
-  return 1;
+// Bytes in the UTF-8 character at text[at]: its lead byte's length when that many continuation
+// bytes (0x80-0xBF) follow, else 1 (a malformed byte is shown alone, and escaped like any other).
+size_t utf8_length(const std::string& text, size_t at) {
+  const auto lead = static_cast<unsigned char>(text[at]);
+  const size_t n = lead >= 0xF0 && lead < 0xF8 ? 4 : lead >= 0xE0 && lead < 0xF0 ? 3 : lead >= 0xC0 && lead < 0xE0 ? 2 : 1;
+  if (at + n > text.size()) return 1;
+  for (size_t i = 1; i < n; ++i)
+    if ((static_cast<unsigned char>(text[at + i]) & 0xC0) != 0x80) return 1;
+  return n;
 }
 
 }  // namespace
@@ -134,7 +137,7 @@ int main(int argc, char** argv) {
       // Tokens are bytes: a multi-byte UTF-8 character is one span, coloured by its first byte's s,
       // with every byte's s on hover.
       for (size_t c = 0; c < text.size();) {
-        const size_t n = std::min(utf8_length(static_cast<unsigned char>(text[c])), text.size() - c);
+        const size_t n = utf8_length(text, c);
         std::string title = "s =";
         for (size_t i = 0; i < n; ++i) {
           char value[24];

@@ -273,9 +273,7 @@ RunConfig RunConfig::from_json(const nlohmann::json& j) {
     s.finish();
   }
   c.model.validate();
-  const Device device = parse_device(c.train.device);  // a clear error for "gpu" and friends, before any training starts
-  CTXPOOL_CHECK(!c.train.allow_tf32 || device.is_cuda(), "config: 'train.allow_tf32' switches TF32 on for CUDA "
-                "matmuls and convolutions, but train.device is '", c.train.device, "'");
+  parse_device(c.train.device);  // a clear error for "gpu" and friends, before any training starts
   CTXPOOL_CHECK(c.optim.type == "adamw" || c.optim.type == "sgd", "config: 'optim.type' must be \"adamw\" or \"sgd\"");
   c.validate_hyperparameters();
   CTXPOOL_CHECK(c.train.steps > 0 && c.train.batch_size > 0 && c.train.eval_batch_size > 0 && c.train.log_interval > 0,

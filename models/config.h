@@ -127,7 +127,8 @@ struct TrainConfig {
   uint64_t seed = 1337;
   int64_t threads = 0;              // 0: CTXPOOL_NUM_THREADS or all cores
   std::string device = "cpu";       // "cpu", "cuda" or "cuda:N": where the model trains
-  bool allow_tf32 = false;          // CUDA only: TF32 tensor cores for float32 matmuls and convolutions
+  bool allow_tf32 = false;          // TF32 tensor cores for float32 CUDA matmuls and convolutions (no effect on
+                                    // the CPU, so a TF32 run can resume there)
   std::string run_dir = "runs/default";
 };
 

@@ -110,8 +110,7 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
 Tensor uniform(const Shape& sizes, const TensorOptions& options) {
   CTXPOOL_CHECK(is_floating(options.dtype()), "uniform: dtype must be floating, got ", options.dtype());
   Tensor out = empty(sizes, TensorOptions(options.dtype()).device(options.device()));
-  Generator& gen = default_generator();
-  const uint64_t key = gen.seed(), first = gen.reserve(static_cast<uint64_t>((out.numel() + 3) / 4));
+  const auto [key, first] = default_generator().reserve(static_cast<uint64_t>((out.numel() + 3) / 4));
   kernel(&Kernels::uniform, "uniform", out)(out, first, key);
   if (options.requires_grad()) out.requires_grad_(true);
   return out;

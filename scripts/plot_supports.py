@@ -23,7 +23,8 @@ def characters(raw):
     while i < len(raw):
         lead = raw[i]
         n = 4 if 0xF0 <= lead < 0xF8 else 3 if 0xE0 <= lead < 0xF0 else 2 if 0xC0 <= lead < 0xE0 else 1
-        n = min(n, len(raw) - i)
+        if i + n > len(raw) or any(b & 0xC0 != 0x80 for b in raw[i + 1:i + n]):
+            n = 1  # malformed: the byte alone
         out.append((raw[i:i + n].decode("utf-8", errors="replace")[:1], i))
         i += n
     return out

@@ -116,6 +116,7 @@ decltype(Perf::algo) choose(const CudnnApi& api, const ConvDescriptors& d, const
     const Perf& p = ranked[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC) continue;
     if (d.fma_only() && p.mathType != CUDNN_FMA_MATH) continue;  // DEFAULT_MATH may use TF32 on Ampere+
+    if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // float32 rounded to half: never
     check_cudnn(api.set_math_type(d.conv_, p.mathType), "cudnnSetConvolutionMathType");
     return p.algo;
   }
