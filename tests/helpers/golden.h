@@ -25,7 +25,8 @@ struct Tolerance {
 };
 // float64 against float64: only rounding differences between two implementations.
 constexpr Tolerance kFloat64Tol{1e-9, 1e-7};
-// float32 against float64 golden values (../shared/STYLE.md).
+// float32 against float64 golden values: |ours - ref| <= atol + rtol |ref|, forward atol 1e-6 and
+// gradients 1e-4, rtol 1e-3 (the project's style guide's float32 tolerances).
 constexpr Tolerance kFloat32Forward{1e-6, 1e-3};
 constexpr Tolerance kFloat32Grad{1e-4, 1e-3};
 
