@@ -56,6 +56,9 @@ def mean_band(curves, key):
     return steps, mean, [min(by_step[s]) for s in steps], [max(by_step[s]) for s in steps]
 
 
+LAYER_STYLES = ["-", "--", ":", "-."]
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit("usage: plot_grid.py GRID_NAME [RESULTS_DIR (default docs/results)]")
@@ -89,8 +92,10 @@ def main():
         keys = sorted({k for c in curves for m in c for k in m if k.startswith(("cp_support/", "span/"))})
         for k in keys:
             s, m, _, _ = mean_band(curves, k)
-            kind = "support" if k.startswith("cp_") else "span"
-            ax_ctx.plot(s, m, label=f"{row['name']}: {kind} layer {k.split('/')[1]}")
+            kind, layer = ("support" if k.startswith("cp_") else "span"), int(k.split("/")[1])
+            # The config's colour from the bpc plots; the layer by line style (colours would repeat).
+            ax_ctx.plot(s, m, color=line.get_color(), linestyle=LAYER_STYLES[layer % len(LAYER_STYLES)],
+                        label=f"{row['name']}: {kind} layer {layer}")
             drew_ctx = True
 
     for ax, xlabel in ((ax_step, "step"), (ax_flops, "training FLOPs (3 x forward)")):
