@@ -15,6 +15,8 @@ bool built_with_cudnn();
 int device_count();
 // "NVIDIA H200 (sm_90, 139 GiB)" or an explanation of why there is none.
 std::string device_description(int index = 0);
+// 10 * major + minor (90 for an H100/H200, 80 for an A100); 0 when there is no such device.
+int compute_capability(int index = 0);
 
 // TF32 tensor cores for float32 matmuls (cuBLAS) and convolutions (cuDNN): about 10 mantissa bits per
 // product, so off by default and results match the CPU to float32 tolerance. A config turns it on

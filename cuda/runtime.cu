@@ -25,12 +25,19 @@ int device_count() {
 }
 
 std::string device_description(int index) {
-  if (device_count() <= index) return "no CUDA device";
+  if (index < 0 || device_count() <= index) return "no CUDA device";
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
   std::ostringstream os;
   os << prop.name << " (sm_" << prop.major << prop.minor << ", " << (prop.totalGlobalMem >> 30) << " GiB)";
   return os.str();
+}
+
+int compute_capability(int index) {
+  if (index < 0 || device_count() <= index) return 0;
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
+  return 10 * prop.major + prop.minor;
 }
 
 cudaStream_t current_stream() { return cudaStreamLegacy; }

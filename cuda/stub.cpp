@@ -9,6 +9,7 @@ bool built_with_cuda() { return false; }
 bool built_with_cudnn() { return false; }
 int device_count() { return 0; }
 std::string device_description(int) { return "no CUDA device (ctxpool was built without CUDA)"; }
+int compute_capability(int) { return 0; }
 
 MemoryStats memory_stats(int) {
   detail::fail("cuda::memory_stats: ctxpool was built without CUDA (configure with the CUDA toolkit installed)");

@@ -142,14 +142,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
   const int64_t n = logits.sizes()[0], c = logits.sizes()[1];
   const Tensor tgt = target.contiguous();
   // Which rows count, and their targets made safe for the backward, with ops on the targets' device
-  // (the targets stay there; only the counts come back to the host).
+  // (the targets stay there; only two counts come back to the host, in one copy).
   Tensor row_weight, targets;
   double count = 0;
   {
     autograd::NoGradGuard no_grad;
     const Tensor counted = ne(tgt, scalar_like(static_cast<double>(ignore_index), tgt));
     const Tensor in_range = logical_and(ge(tgt, scalar_like(0, tgt)), lt(tgt, scalar_like(static_cast<double>(c), tgt)));
-    if (n > 0 && sum(logical_and(counted, logical_not(in_range)).to(kInt64)).item() > 0) {
+    const Tensor bad = logical_and(counted, logical_not(in_range));
+    const std::vector<int64_t> counts =
+        n > 0 ? stack({sum(counted.to(kInt64)), sum(bad.to(kInt64))}).to_vector<int64_t>() : std::vector<int64_t>{0, 0};
+    if (counts[1] > 0) {
       const Tensor host = tgt.to(kCPU);  // the error path: find the first bad target
       for (int64_t i = 0; i < n; ++i) {
         const int64_t t = host.data_ptr<int64_t>()[i];
@@ -159,7 +162,7 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, int64_t ignore_
     }
     row_weight = counted.to(logits.dtype());  // 1 for counted rows, 0 for ignored ones
     targets = where(counted, tgt, zeros({}, TensorOptions(kInt64).device(tgt.device())));
-    count = n > 0 ? sum(row_weight).item() : 0.0;
+    count = static_cast<double>(counts[0]);
   }
   Tensor losses = new_empty({n}, logits.dtype(), logits.device());
   cross_entropy_rows(logits.detach().contiguous(), tgt, ignore_index, losses);

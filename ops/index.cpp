@@ -6,14 +6,14 @@ namespace ctxpool::ops {
 
 namespace {
 
-// Every index in [0, limit): its min and max where it lives (on a GPU, two numbers copied back), and
-// the exact position on the host only when something is out of range.
+// Every index in [0, limit): its min and max where it lives (on a GPU, one copy of two numbers back
+// to the host), and the exact position on the host only when something is out of range.
 void check_indices_in_range(const char* op, const Tensor& index, int64_t limit, const char* what) {
   if (index.numel() == 0) return;
   {
     autograd::NoGradGuard no_grad;
-    const double lo = min(index).item(), hi = max(index).item();
-    if (lo >= 0 && hi < static_cast<double>(limit)) return;
+    const std::vector<int64_t> bounds = stack({min(index), max(index)}).to_vector<int64_t>();
+    if (bounds[0] >= 0 && bounds[1] < limit) return;
   }
   const Tensor c = index.to(kCPU).contiguous();
   const int64_t* p = c.data_ptr<int64_t>();

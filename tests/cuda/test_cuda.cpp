@@ -10,6 +10,13 @@ TEST(Cuda, DeviceQueryNeverThrows) {
   EXPECT_GE(n, 0);
   EXPECT_EQ(ops::cuda_is_available(), n > 0);
   EXPECT_FALSE(cuda::device_description(0).empty());
+  EXPECT_EQ(cuda::compute_capability(n), 0) << "one past the last device";
+  EXPECT_EQ(cuda::compute_capability(-1), 0);
+  if (n > 0) {  // the description and the number agree: "(sm_90, ..." and 90
+    const int cc = cuda::compute_capability(0);
+    EXPECT_GE(cc, 50);
+    EXPECT_NE(cuda::device_description(0).find("sm_" + std::to_string(cc)), std::string::npos);
+  }
   if (!cuda::built_with_cuda()) {
     EXPECT_EQ(n, 0);
     EXPECT_ERROR_WITH(zeros({2}, cuda_device()), "cuda", "without CUDA");

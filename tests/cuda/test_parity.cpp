@@ -302,13 +302,6 @@ void expect_close(const Tensor& gpu, const Tensor& cpu, double rtol, double atol
   }
 }
 
-// "sm_90" in cuda::device_description() -> 90 (0 when there is none).
-int compute_capability() {
-  const std::string d = cuda::device_description(0);
-  const size_t at = d.find("sm_");
-  return at == std::string::npos ? 0 : std::atoi(d.c_str() + at + 3);
-}
-
 class Parity : public ::testing::TestWithParam<ParityCase> {};
 
 TEST_P(Parity, Matches) {
@@ -337,7 +330,7 @@ TEST_P(Parity, Matches) {
     throw;
   }
   expect_close(gpu.out, cpu.out, pc.rtol, pc.atol, pc.name + " output");
-  if (pc.tf32 && compute_capability() >= 80) {  // TF32 really was on: the output differs beyond float32 rounding
+  if (pc.tf32 && cuda::compute_capability(0) >= 80) {  // TF32 really was on: the output differs beyond float32 rounding
     const Tensor diff = ops::abs(ops::sub(gpu.out.cpu(), cpu.out));
     EXPECT_GT(ops::max(diff).item(), 1e-4) << pc.name << ": as close as float32; was TF32 used?";
   }
