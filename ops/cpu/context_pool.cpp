@@ -81,12 +81,14 @@ void context_pool1d_forward(const Tensor& x, const Tensor& a, const Tensor& b, c
           c[slot] = band.inside(j) ? std::exp(-dist * dist * inv_two_s2) * w[bi * n + j] : 0.0;
           z += c[slot];
         }
-        const double inv_z = z > 0 ? 1.0 / z : 0.0;  // z = 0 (eps 0, every weight underflowed): y_i = 0
+        // p = c / z, with p = 0 exactly where c = 0 (outside the sequence; an underflowed weight, so also
+        // y_i = 0 when eps = 0 and every weight underflowed: z = 0). Not c * (1 / z): for a subnormal z
+        // (eps 0, tiny weights) 1 / z is inf, while every c / z is in [0, 1]. A NaN weight stays NaN.
         T* yr = yp + r * d;
         T* cr = cp + r * band.slots;
         for (int64_t e = 0; e < d; ++e) yr[e] = 0;
         for (int64_t slot = 0; slot < band.slots; ++slot) {
-          cr[slot] = static_cast<T>(c[slot] * inv_z);
+          cr[slot] = static_cast<T>(c[slot] == 0.0 ? 0.0 : c[slot] / z);
           const int64_t j = band.key(i, slot);
           if (!band.inside(j) || cr[slot] == T(0)) continue;
           const T p = cr[slot];

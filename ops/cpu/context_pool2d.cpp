@@ -92,12 +92,14 @@ void context_pool2d_forward(const Tensor& x, const Tensor& a, const Tensor& b, c
             z += v;
           }
         }
-        const double inv_z = z > 0 ? 1.0 / z : 0.0;  // z = 0 (eps 0, every weight underflowed): y_q = 0
+        // p = c / z, with p = 0 exactly where c = 0 (outside the image, which the readers below rely on;
+        // an underflowed weight, so also y_q = 0 when eps = 0 and every weight underflowed: z = 0). Not
+        // c * (1 / z): for a subnormal z 1 / z is inf, and 0 * inf made the slots outside the image NaN.
         T* yr = yp + r * d;
         T* cr = cp + r * slots;
         for (int64_t e = 0; e < d; ++e) yr[e] = 0;
         for (int64_t k = 0; k < slots; ++k) {
-          cr[k] = static_cast<T>(c[k] * inv_z);
+          cr[k] = static_cast<T>(c[k] == 0.0 ? 0.0 : c[k] / z);
           if (cr[k] == T(0)) continue;  // also every slot outside the image
           const int64_t py = g.row(qy, k / g.sx), px = g.col(qx, k % g.sx);
           const T p = cr[k];

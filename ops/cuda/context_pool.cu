@@ -101,9 +101,12 @@ __global__ void forward_kernel(const T* x, const T* a, const T* b, T* y, T* coef
     double part = 0;
     for (int64_t slot = lane; slot < g.slots; slot += kWarpSize) part += c_of(slot);
     const double z = warp_sum(part) + g.eps;
-    const double inv_z = z > 0 ? 1.0 / z : 0.0;  // z = 0 (eps 0, every weight underflowed): y_i = 0
+    // p = c / z, exactly 0 where c = 0 (as on the CPU: ops/cpu/context_pool.cpp says why not c * (1 / z)).
     T* cr = coef + r * g.slots;
-    for (int64_t slot = lane; slot < g.slots; slot += kWarpSize) cr[slot] = static_cast<T>(c_of(slot) * inv_z);
+    for (int64_t slot = lane; slot < g.slots; slot += kWarpSize) {
+      const double c = c_of(slot);
+      cr[slot] = static_cast<T>(c == 0.0 ? 0.0 : c / z);
+    }
     __syncwarp();  // the row of P is read back by every lane
     for (int64_t e = lane; e < g.d; e += kWarpSize) {
       T acc = 0;

@@ -93,9 +93,12 @@ __global__ void forward_kernel(const T* x, const T* a, const T* b, T* y, T* coef
     double part = 0;
     for (int64_t k = lane; k < slots; k += kWarpSize) part += c_of(k);
     const double z = warp_sum(part) + g.eps;
-    const double inv_z = z > 0 ? 1.0 / z : 0.0;  // z = 0 (eps 0, every weight underflowed): y_q = 0
+    // p = c / z, exactly 0 where c = 0, outside the image included (as on the CPU: ops/cpu/context_pool2d.cpp).
     T* cr = coef + r * slots;
-    for (int64_t k = lane; k < slots; k += kWarpSize) cr[k] = static_cast<T>(c_of(k) * inv_z);
+    for (int64_t k = lane; k < slots; k += kWarpSize) {
+      const double c = c_of(k);
+      cr[k] = static_cast<T>(c == 0.0 ? 0.0 : c / z);
+    }
     __syncwarp();  // the row of P is read back by every lane
     for (int64_t e = lane; e < g.d; e += kWarpSize) {
       T acc = 0;

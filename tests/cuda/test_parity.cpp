@@ -235,6 +235,13 @@ std::vector<ParityCase> cases() {
     add_case("context_pool2d_weights_only_float64",
              [] { return Inputs{param({2, 4, 5, 3}), param({2, 4, 5}), param({2, 4, 5})}; },
              [weights_only](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], weights_only); }, 1e-12, 1e-12);
+    // eps = 0 and weights whose sum is subnormal (sigmoid(-715)): the weights still normalise, and the
+    // slots outside the image stay exactly 0 (1 / Z is inf here; see ops/cpu/context_pool2d.cpp).
+    ContextPool2dOptions tiny = o2;
+    tiny.eps = 0.0;
+    add_case("context_pool2d_subnormal_normaliser_float64",
+             [] { return Inputs{param({1, 5, 4, 3}), full({1, 5, 4}, -715.0, kFloat64), param({1, 3, 2})}; },
+             [tiny](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], tiny); }, 1e-9, 1e-12);
     ContextPool2dOptions uniform = o2;
     uniform.mode = ContextPoolMode::Uniform;
     add_case("context_pool2d_uniform_strided", [] { return Inputs{f32({1, 7, 7, 6}), f32({1, 7, 7}), f32({1, 4, 4})}; },

@@ -143,6 +143,30 @@ TEST(ContextPool1d, UnderflowingWeightsStayFinite) {
   }
 }
 
+// eps = 0 and weights so small that their sum is subnormal (sigmoid(-715) ~ 1e-311): the weights
+// still normalise, so with every weight equal the output is the one for weights of 1/2 (1 / Z
+// overflows to inf here: the op must divide by Z instead). A NaN weight reaches exactly the outputs
+// whose window holds it.
+TEST(ContextPool1d, SubnormalNormaliserStillNormalises) {
+  manual_seed(6);
+  for (bool causal : {true, false}) {
+    ContextPool1dOptions o = make(2, causal);
+    o.eps = 0.0;
+    const Tensor x = randn({2, 6, 3}, kFloat64), b = randn({2, 6}, kFloat64);
+    const Tensor tiny = ops::context_pool1d(x, full({2, 6}, -715.0, kFloat64), b, o);
+    EXPECT_LE(max_diff(tiny, ops::context_pool1d(x, zeros({2, 6}, kFloat64), b, o)), 1e-9) << causal;
+
+    Tensor a = zeros({2, 6}, kFloat64);
+    a.data_ptr<double>()[2] = NAN;  // batch 0, position 2
+    const Tensor y = ops::context_pool1d(x, a, b, o);
+    for (int64_t i = 0; i < 6; ++i) {
+      const bool holds = causal ? (i >= 2 && i <= 4) : std::abs(i - 2) <= 2;
+      EXPECT_EQ(std::isnan(y.select(0, 0).select(0, i).sum().item()), holds) << "position " << i << ", causal " << causal;
+      EXPECT_FALSE(std::isnan(y.select(0, 1).select(0, i).sum().item()));
+    }
+  }
+}
+
 TEST(ContextPool1dGrad, Gradchecks) {
   manual_seed(4);
   auto check = [](const ContextPool1dOptions& o, int64_t batch, int64_t n, int64_t d, double b_shift = 0.0) {

@@ -95,6 +95,32 @@ TEST(ContextPool2d, FusedMatchesDenseReference) {
   expect_matches_reference(make(1, 4), 1, 4, 4, 1);  // stride = image size: one output per axis
 }
 
+// eps = 0 and weights whose sum is subnormal (sigmoid(-715) ~ 1e-311): with every weight equal the
+// output is the one for weights of 1/2. 1 / Z overflows to inf here; multiplying by it once made the
+// slots outside the image NaN instead of 0, and the op then read pixels before the image's start.
+// A NaN weight reaches exactly the outputs whose window holds it.
+TEST(ContextPool2d, SubnormalNormaliserStillNormalises) {
+  manual_seed(7);
+  for (int64_t stride : {1, 2}) {
+    ContextPool2dOptions o = make(1, stride);
+    o.eps = 0.0;
+    const int64_t ho = out_size(5, stride), wo = out_size(4, stride);
+    const Tensor x = randn({1, 5, 4, 3}, kFloat64), b = randn({1, ho, wo}, kFloat64);
+    const Tensor tiny = ops::context_pool2d(x, full({1, 5, 4}, -715.0, kFloat64), b, o);
+    EXPECT_LE(max_diff(tiny, ops::context_pool2d(x, zeros({1, 5, 4}, kFloat64), b, o)), 1e-9) << stride;
+
+    Tensor a = zeros({1, 5, 4}, kFloat64);
+    a.data_ptr<double>()[2 * 4 + 1] = NAN;  // pixel (2, 1)
+    const Tensor y = ops::context_pool2d(x, a, b, o);
+    for (int64_t qy = 0; qy < ho; ++qy)
+      for (int64_t qx = 0; qx < wo; ++qx) {
+        const bool holds = std::abs(stride * qy - 2) <= 1 && std::abs(stride * qx - 1) <= 1;
+        EXPECT_EQ(std::isnan(y.select(0, 0).select(0, qy).select(0, qx).sum().item()), holds)
+            << "output (" << qy << ", " << qx << "), stride " << stride;
+      }
+  }
+}
+
 TEST(ContextPool2d, Gradchecks) {
   manual_seed(5);
   for (int64_t stride : {1, 2}) {
