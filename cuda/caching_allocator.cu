@@ -36,10 +36,12 @@ RawAllocator device_raw_allocator(int device) {
   raw.describe = [device] {
     size_t free_bytes = 0, total = 0;
     std::ostringstream os;
-    if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess)
+    if (cudaMemGetInfo(&free_bytes, &total) == cudaSuccess) {
       os << "cuda:" << device << " has " << (free_bytes >> 20) << " MiB free of " << (total >> 20) << " MiB";
-    else
+    } else {
+      cudaGetLastError();  // clear it: a later launch check must not report it as its own
       os << "cuda:" << device;
+    }
     return os.str();
   };
   return raw;

@@ -64,6 +64,8 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
   const GemmLayout lb = gemm_layout(K, N, b.strides()[nd - 2], b.strides()[nd - 1]);
   CTXPOOL_CHECK(la.ok && lb.ok, "matmul kernel: operands must have a unit stride in one of the last two dims (the op "
                 "makes them contiguous otherwise)");
+  CTXPOOL_CHECK(la.ld <= INT_MAX && lb.ld <= INT_MAX, "matmul: cuBLAS takes leading dimensions below 2^31, got ",
+                la.ld, " (a ", a.sizes(), ") and ", lb.ld, " (b ", b.sizes(), ")");
   set_device(out.device().index);
   cublasHandle_t h = cublas_handle(out.device().index);
   // out^T [N, M] = op(b^T) [N, K] @ op(a^T) [K, M], all column-major.
@@ -83,6 +85,7 @@ void matmul(const Tensor& a, const Tensor& b, const Tensor& out) {
     }
     // General broadcast: loop over all batch dims but the last, one strided-batched call each.
     const int64_t last = batch.back();
+    CTXPOOL_CHECK(last <= INT_MAX, "matmul: cuBLAS takes batches below 2^31, got ", last, " (out ", out.sizes(), ")");
     const int64_t last_sa = a.strides()[batch.size() - 1], last_sb = b.strides()[batch.size() - 1];
     for (int64_t outer = 0; outer < nbatch / last; ++outer) {
       int64_t oa = 0, ob = 0, rem = outer;
