@@ -57,6 +57,8 @@ def mean_band(curves, key):
 
 
 LAYER_STYLES = ["-", "--", ":", "-."]
+# matplotlib repeats its 10 colours: configs 11-20 get them again with a dashed line and square markers.
+ROW_STYLES = [("-", "o"), ("--", "s"), (":", "^")]
 
 
 def main():
@@ -78,16 +80,17 @@ def main():
     fig_flops, ax_flops = plt.subplots(figsize=(8, 5))
     fig_ctx, ax_ctx = plt.subplots(figsize=(8, 5))
     drew_ctx = False
-    for row in table["configs"]:
+    for index, row in enumerate(table["configs"]):
         curves = load_curves(results_dir, grid, row)
         if not curves:
             continue
         label = f"{row['name']} ({len(curves)} seed{'s' if len(curves) > 1 else ''})"
         steps, mean, lo, hi = mean_band(curves, metric)
-        line = ax_step.plot(steps, mean, marker="o", ms=3, label=label)[0]
+        linestyle, marker = ROW_STYLES[index // 10 % len(ROW_STYLES)]
+        line = ax_step.plot(steps, mean, color=f"C{index % 10}", linestyle=linestyle, marker=marker, ms=3, label=label)[0]
         ax_step.fill_between(steps, lo, hi, color=line.get_color(), alpha=0.15)
         flops = [s * per_step * 3 * row[flops_key] for s in steps]
-        ax_flops.plot(flops, mean, marker="o", ms=3, color=line.get_color(), label=label)
+        ax_flops.plot(flops, mean, color=line.get_color(), linestyle=linestyle, marker=marker, ms=3, label=label)
         ax_flops.fill_between(flops, lo, hi, color=line.get_color(), alpha=0.15)
         keys = sorted({k for c in curves for m in c for k in m if k.startswith(("cp_support/", "span/"))})
         for k in keys:
