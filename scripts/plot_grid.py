@@ -96,9 +96,9 @@ def main():
         for k in keys:
             s, m, _, _ = mean_band(curves, k)
             kind, layer = ("support" if k.startswith("cp_") else "span"), int(k.split("/")[1])
-            # The config's colour from the bpc plots; the layer by line style (colours would repeat).
-            ax_ctx.plot(s, m, color=line.get_color(), linestyle=LAYER_STYLES[layer % len(LAYER_STYLES)],
-                        label=f"{row['name']}: {kind} layer {layer}")
+            # The config's colour and marker from the bpc plots; the layer by line style.
+            ax_ctx.plot(s, m, color=line.get_color(), linestyle=LAYER_STYLES[layer % len(LAYER_STYLES)], marker=marker,
+                        ms=3, label=f"{row['name']}: {kind} layer {layer}")
             drew_ctx = True
 
     for ax, xlabel in ((ax_step, "step"), (ax_flops, "training FLOPs (3 x forward)")):
