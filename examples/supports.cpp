@@ -1,59 +1,22 @@
 // ctxpool-supports: what a trained ContextPool LM pools. Runs a passage of validation text through
 // the model and records, for every character and every ContextPool layer, the support size s (in
-// tokens) the layer chose for it. Writes OUT.json (text, s_min, s_max, one list of s per layer) and
-// OUT.html (the passage once per layer, each character coloured by its s, the value on hover);
-// scripts/plot_supports.sh draws OUT.png from the JSON.
+// tokens) the layer chose for it (models/support_map.h). Writes OUT.json (text, s_min, s_max, one
+// list of s per layer) and OUT.html (the passage once per layer, each character coloured by its s,
+// the value on hover); scripts/plot_supports.sh draws OUT.png from the JSON.
 //
 //   ctxpool-supports --checkpoint runs/grids/contextpool_lm/<config>/seed-1337 --best --out docs/results/supports
-#include <algorithm>
 #include <cstdio>
 #include <filesystem>
-#include <sstream>
 #include <string>
 
-#include "autograd/grad_mode.h"
 #include "core/file_io.h"
 #include "cli_args.h"
 #include "models/checkpoint.h"
+#include "models/support_map.h"
 #include "models/trainer.h"
 #include "nn/serialize.h"
 
 using namespace ctxpool;
-
-namespace {
-
-// s in [lo, hi] -> a colour from pale blue (small support) to deep red (large).
-std::string colour(double s, double lo, double hi) {
-  const double t = hi > lo ? std::min(1.0, std::max(0.0, (s - lo) / (hi - lo))) : 0.5;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "rgb(%d,%d,%d)", static_cast<int>(200 + 55 * t), static_cast<int>(225 - 165 * t),
-                static_cast<int>(255 - 195 * t));
-  return buf;
-}
-
-std::string html_escape(char c) {
-  switch (c) {
-    case '<': return "&lt;";
-    case '>': return "&gt;";
-    case '&': return "&amp;";
-    case '"': return "&quot;";
-    case '\n': return "&#8629;<br>";
-    default: return std::string(1, c);
-  }
-}
-
-// Bytes in the UTF-8 character at text[at]: its lead byte's length when that many continuation
-// bytes (0x80-0xBF) follow, else 1 (a malformed byte is shown alone, and escaped like any other).
-size_t utf8_length(const std::string& text, size_t at) {
-  const auto lead = static_cast<unsigned char>(text[at]);
-  const size_t n = lead >= 0xF0 && lead < 0xF8 ? 4 : lead >= 0xE0 && lead < 0xF0 ? 3 : lead >= 0xC0 && lead < 0xE0 ? 2 : 1;
-  if (at + n > text.size()) return 1;
-  for (size_t i = 1; i < n; ++i)
-    if ((static_cast<unsigned char>(text[at + i]) & 0xC0) != 0x80) return 1;
-  return n;
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
   try {
@@ -89,10 +52,8 @@ int main(int argc, char** argv) {
     const std::filesystem::path where(checkpoint);
     const std::string run_dir = std::filesystem::is_directory(where) ? where.string() : where.parent_path().string();
     model.load_state_dict(best ? nn::load_safetensors(run_dir + "/best.safetensors") : ckpt.model);
-    model.eval();
-    const auto pools = model.context_pools();
-    CTXPOOL_CHECK(!pools.empty(), "ctxpool-supports: the model in '", checkpoint, "' has no ContextPool layer");
-
+    CTXPOOL_CHECK(!model.context_pools().empty(), "ctxpool-supports: the model in '", checkpoint,
+                  "' has no ContextPool layer");
     nn::data::CorpusOptions copts;
     copts.train_fraction = cfg.data.train_fraction;
     copts.validation_fraction = cfg.data.validation_fraction;
@@ -103,56 +64,19 @@ int main(int argc, char** argv) {
     CTXPOOL_CHECK(offset >= 0 && length > 0 && offset + length <= static_cast<int64_t>(val.size()),
                   "ctxpool-supports: the passage [", offset, ", ", offset + length, ") is outside the validation split (",
                   val.size(), " tokens)");
+    const std::vector<int64_t> ids(val.begin() + offset, val.begin() + offset + length);
+    const models::SupportMap map = models::measure_supports(model, ids, corpus.decode(ids));
 
-    // One window of `context` tokens at a time (a window's first tokens see less context).
-    std::vector<std::vector<double>> supports(pools.size());
-    std::vector<int64_t> ids;
-    NoGradGuard no_grad;
-    for (int64_t start = offset; start < offset + length; start += cfg.model.context) {
-      const int64_t n = std::min(cfg.model.context, offset + length - start);
-      std::vector<int64_t> window(val.begin() + start, val.begin() + start + n);
-      ids.insert(ids.end(), window.begin(), window.end());
-      model.forward(from_vector(window, {1, n}, TensorOptions(kInt64)));
-      for (size_t l = 0; l < pools.size(); ++l)
-        for (double s : pools[l]->last_support().to(kFloat64).to_vector<double>()) supports[l].push_back(s);
-    }
-    const std::string text = corpus.decode(ids);
-    const auto o = pools[0]->options().pool;
-    const double lo = o.s_min, hi = *o.s_max;
-
-    nlohmann::json j = {{"checkpoint", checkpoint}, {"weights", best ? "best" : "latest"}, {"offset", offset},
-                        {"text", std::vector<uint8_t>(text.begin(), text.end())}, {"s_min", lo}, {"s_max", hi},
-                        {"layers", supports}};
+    nlohmann::json j = map.to_json();
+    j["checkpoint"] = checkpoint;
+    j["weights"] = best ? "best" : "latest";
+    j["offset"] = offset;
     write_file_atomic(out + ".json", j.dump() + "\n");
-
-    std::ostringstream html;
-    html << "<!doctype html><meta charset=\"utf-8\"><title>ContextPool support sizes</title>\n"
-         << "<style>body{font-family:sans-serif} .t{font-family:monospace;white-space:pre-wrap;line-height:1.6}"
-         << " span{padding:1px 0}</style>\n<h2>Learned support size s per character</h2>\n<p>"
-         << checkpoint << " (" << (best ? "best-validation" : "latest") << " weights), validation text from offset "
-         << offset << ". Pale blue: s = " << lo << " tokens; deep red: s = " << hi
-         << " tokens. Hover a character for its value. Windows of " << cfg.model.context << " characters.</p>\n";
-    for (size_t l = 0; l < supports.size(); ++l) {
-      html << "<h3>ContextPool layer " << l << "</h3>\n<div class=\"t\">";
-      // Tokens are bytes: a multi-byte UTF-8 character is one span, coloured by its first byte's s,
-      // with every byte's s on hover.
-      for (size_t c = 0; c < text.size();) {
-        const size_t n = utf8_length(text, c);
-        std::string title = "s =";
-        for (size_t i = 0; i < n; ++i) {
-          char value[24];
-          std::snprintf(value, sizeof value, "%s %.2f", i ? " /" : "", supports[l][c + i]);
-          title += value;
-        }
-        html << "<span style=\"background:" << colour(supports[l][c], lo, hi) << "\" title=\"" << title << "\">"
-             << (n == 1 ? html_escape(text[c]) : text.substr(c, n)) << "</span>";
-        c += n;
-      }
-      html << "</div>\n";
-    }
-    write_file_atomic(out + ".html", html.str());
+    write_file_atomic(out + ".html", models::render_supports_html(
+        map, checkpoint + " (" + (best ? "best-validation" : "latest") + " weights), validation text from offset " +
+                 std::to_string(offset) + "."));
     std::printf("wrote %s.json and %s.html (%zu characters, %zu ContextPool layers)\n", out.c_str(), out.c_str(),
-                text.size(), supports.size());
+                map.text.size(), map.layers.size());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

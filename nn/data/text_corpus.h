@@ -1,6 +1,7 @@
 // A byte-level text corpus for character language models. The vocabulary is the sorted set of
 // distinct bytes of the whole file; the file is split into train / validation / test by fraction,
-// or by the enwik8 convention (first 90M / next 5M / last 5M bytes) for a 100,000,000-byte file.
+// or by the enwik8 convention (first 90M / next 5M / last 5M bytes) for a 100,000,000-byte file,
+// which is also text8's standard split (text8 is the first 10^8 bytes of enwik9, cleaned).
 #pragma once
 #include <array>
 #include <cstdint>

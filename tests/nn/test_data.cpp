@@ -25,7 +25,8 @@ TEST(TextCorpus, VocabularySplitsAndCodec) {
   EXPECT_EQ(three.size(Split::Test), 10);
 }
 
-TEST(TextCorpus, Enwik8ConventionForHundredMillionBytes) {
+// enwik8 and text8 are both 10^8 bytes, and both split 90M / 5M / 5M.
+TEST(TextCorpus, Enwik8AndText8ConventionForHundredMillionBytes) {
   std::string text(100000000, 'x');
   text[95000000] = 'y';
   TextCorpus c = TextCorpus::from_text(text);
