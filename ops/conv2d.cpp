@@ -136,10 +136,11 @@ Grads conv2d_grads_composite(const Tensor& x, const Tensor& weight, const Tensor
   return {grad_x, grad_weight};
 }
 
-// Whether x's device has whole-convolution kernels for a non-empty input.
-bool fused_conv2d_fits(const Tensor& x) {
+// Whether x's device has whole-convolution kernels that handle this (non-empty) convolution.
+bool fused_conv2d_fits(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
   const Kernels& table = kernels(x.device());
-  return table.conv2d_forward != nullptr && table.conv2d_backward != nullptr && x.numel() > 0;
+  if (table.conv2d_forward == nullptr || table.conv2d_backward == nullptr || x.numel() == 0) return false;
+  return table.conv2d_supports == nullptr || table.conv2d_supports(x, weight, g, groups);
 }
 
 // conv2d (no bias) through the device's convolution kernels.
@@ -228,7 +229,7 @@ Tensor conv2d_composite(const Tensor& x, const Tensor& weight, const Tensor& bia
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Size2 stride, Size2 padding,
               Size2 dilation, int64_t groups) {
   const Conv2dGeometry g = checked_geometry(x, weight, bias, stride, padding, dilation, groups);
-  if (!fused_conv2d_fits(x)) return conv2d_composite(x, weight, bias, g, groups);
+  if (!fused_conv2d_fits(x, weight, g, groups)) return conv2d_composite(x, weight, bias, g, groups);
   const Tensor out = fused_conv2d(x, weight, g, groups);
   return bias.defined() ? add(out, reshape(bias, {weight.sizes()[0], 1, 1})) : out;
 }

@@ -146,6 +146,9 @@ struct Kernels {
   // grad [B, C_out, h_out, w_out] contiguous -> grad_x [B, C_in, H, W] and grad_weight (each optional).
   void (*conv2d_backward)(const Tensor& x, const Tensor& weight, const Tensor& grad, const Conv2dGeometry& g,
                           int64_t groups, const Tensor& grad_x, const Tensor& grad_weight) = nullptr;
+  // Whether the two kernels above handle this convolution (cuDNN has no deterministic algorithm for
+  // some shapes); null: every convolution. Where false, conv2d runs as im2col2d + matmul.
+  bool (*conv2d_supports)(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) = nullptr;
 
   // ---- local causal attention (ops/cpu/local_attention.cpp, ops/cuda/local_attention.cu) ----
   // q, k [BH, T, D], v [BH, T, Dv] contiguous -> probs [BH, T, W] (slot c holds key j = i - W + 1 + c;

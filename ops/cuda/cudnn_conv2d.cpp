@@ -1,16 +1,22 @@
 // conv2d forward and backward through cuDNN's convolution calls (cuda/cudnn.h says why this API).
 //
-// Each call describes its tensors (NCHW, contiguous), the filter and the convolution (cross-
-// correlation, as PyTorch and the CPU path compute, with the groups), asks cuDNN's heuristics for
-// its ranked algorithms, takes the first that is deterministic (the same bits on every run, as every
-// other ctxpool kernel), and runs it with a workspace from the caching allocator. float32 uses FMA
-// math only (no TF32, so results match the CPU to float32 tolerance) unless cuda::set_allow_tf32(true).
+// Each convolution shape gets a plan, made once and cached: its descriptors (NCHW, contiguous; cross-
+// correlation, as PyTorch and the CPU path compute, with the groups) and, for each of the three calls
+// (forward, backward data, backward filter), the first of cuDNN's ranked algorithms that is
+// deterministic (the same bits on every run, as every other ctxpool kernel), with its math type and
+// workspace size. float32 uses FMA math only (no TF32, so results match the CPU to float32 tolerance)
+// unless cuda::set_allow_tf32(true). Where cuDNN proposes no such algorithm for one of the calls
+// (it has none for some dilated or grouped shapes), conv2d_supports says so and the op runs as
+// im2col2d + matmul instead (ops/conv2d.cpp), so a convolution never fails for want of an algorithm.
 //
 // NOT YET RUN ON A GPU: written and compiled without one; tests/cuda/test_parity.cpp's conv2d cases
 // compare it with the CPU's convolution once a GPU is present.
 #include <climits>
+#include <memory>
+#include <mutex>
 #include <sstream>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "cuda/check.h"
@@ -23,8 +29,6 @@ namespace ctxpool::cuda {
 // Reached through the kernel table only (add_cudnn_conv2d_kernels at the end).
 namespace {
 
-cudnnDataType_t data_type(const Tensor& t) { return t.dtype() == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT; }
-
 int as_int(int64_t v, const char* what) {
   CTXPOOL_CHECK(v >= 0 && v <= INT_MAX, "conv2d (cuDNN): ", what, " ", v, " does not fit cuDNN's int sizes");
   return static_cast<int>(v);
@@ -33,10 +37,11 @@ int as_int(int64_t v, const char* what) {
 // The descriptors of one convolution y = conv(x, w), destroyed with it.
 class ConvDescriptors {
  public:
-  ConvDescriptors(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g, int64_t groups)
+  ConvDescriptors(const Shape& x, const Shape& w, const Shape& y, DType dtype, const Conv2dGeometry& g,
+                  int64_t groups)
       : api_(cudnn()) {
     try {
-      describe(x, w, y, g, groups);
+      describe(x, w, y, dtype, g, groups);
     } catch (...) {  // the destructor does not run for a half-built object: free what was created
       destroy();
       throw;
@@ -62,20 +67,18 @@ class ConvDescriptors {
   cudnnConvolutionDescriptor_t conv_ = nullptr;
 
  private:
-  void describe(const Tensor& x, const Tensor& w, const Tensor& y, const Conv2dGeometry& g, int64_t groups) {
+  void describe(const Shape& xs, const Shape& ws, const Shape& ys, DType dtype, const Conv2dGeometry& g,
+                int64_t groups) {
     std::ostringstream os;
-    os << "x " << x.sizes() << " w " << w.sizes() << " y " << y.sizes() << " " << x.dtype() << " stride "
+    os << "x " << xs << " w " << ws << " y " << ys << " " << dtype << " stride "
        << g.stride_h << "x" << g.stride_w << " pad " << g.pad_h << "x" << g.pad_w << " dilation " << g.dil_h << "x"
        << g.dil_w << " groups " << groups;
     what_ = os.str();
-    const cudnnDataType_t type = data_type(x);
+    const cudnnDataType_t type = dtype == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     check_cudnn(api_.create_tensor(&x_), "cudnnCreateTensorDescriptor");
     check_cudnn(api_.create_tensor(&y_), "cudnnCreateTensorDescriptor");
     check_cudnn(api_.create_filter(&w_), "cudnnCreateFilterDescriptor");
     check_cudnn(api_.create_conv(&conv_), "cudnnCreateConvolutionDescriptor");
-    const Shape& xs = x.sizes();
-    const Shape& ws = w.sizes();
-    const Shape& ys = y.sizes();
     check_cudnn(api_.set_tensor_4d(x_, CUDNN_TENSOR_NCHW, type, as_int(xs[0], "batch"), as_int(xs[1], "channels"),
                                    as_int(xs[2], "height"), as_int(xs[3], "width")),
                 "cudnnSetTensor4dDescriptor (x)");
@@ -105,32 +108,143 @@ class ConvDescriptors {
   std::string what_;
 };
 
+// One call's algorithm: cuDNN's enum value, the math type it was ranked for, its workspace size.
+struct Choice {
+  bool found = false;
+  int algo = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+  size_t workspace = 0;
+};
+
 // The first of cuDNN's ranked algorithms that succeeded, is deterministic and, for float32 without
-// TF32, runs in plain FMA math (cuDNN's DEFAULT_MATH allows TF32 tensor cores on Ampere and later).
-// An algorithm comes with the math type it was ranked for: the descriptor is switched to that math
-// type, so that the workspace query and the call match it.
+// TF32, runs in plain FMA math (cuDNN's DEFAULT_MATH allows TF32 tensor cores on Ampere and later);
+// not found where none is. An algorithm comes with the math type it was ranked for: the descriptor is
+// switched to that math type for the workspace query, and again before each call (plan.run_as).
 template <typename Perf>
-decltype(Perf::algo) choose(const CudnnApi& api, const ConvDescriptors& d, const std::vector<Perf>& ranked,
-                            int returned, const char* what) {
+Choice choose(const CudnnApi& api, const ConvDescriptors& d, const std::vector<Perf>& ranked, int returned) {
   for (int i = 0; i < returned; ++i) {
     const Perf& p = ranked[i];
     if (p.status != CUDNN_STATUS_SUCCESS || p.determinism != CUDNN_DETERMINISTIC) continue;
     if (d.fma_only() && p.mathType != CUDNN_FMA_MATH) continue;  // DEFAULT_MATH may use TF32 on Ampere+
     if (p.mathType == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) continue;  // float32 rounded to half: never
     check_cudnn(api.set_math_type(d.conv_, p.mathType), "cudnnSetConvolutionMathType");
-    return p.algo;
+    return Choice{true, static_cast<int>(p.algo), p.mathType, 0};
   }
-  detail::fail("conv2d (cuDNN): none of the ", returned, " ", what, " algorithms cuDNN proposed for ", d.what(),
-               " is deterministic", d.fma_only() ? " and runs in plain FMA math (no TF32)" : "",
-               "; cuda::set_allow_tf32(true) widens the choice for float32");
+  return Choice{};
 }
 
-// How many ranked algorithms a heuristics query may return (it can list one algorithm under several
-// math types, so the enum's count may be too few).
+// How many ranked algorithms a heuristics query may return: twice the enum's count, because it can
+// list one algorithm under several math types.
 int algorithm_count(cudnnStatus_t (*query)(cudnnHandle_t, int*), cudnnHandle_t handle, const char* what) {
   int n = 0;
   check_cudnn(query(handle, &n), what);
-  return n > 0 ? n : 1;
+  return 2 * (n > 0 ? n : 1);
+}
+
+// One convolution shape's descriptors and its three calls' algorithms, made once (plan_for).
+struct ConvPlan {
+  ConvPlan(const Shape& x, const Shape& w, const Shape& y, DType dtype, const Conv2dGeometry& g, int64_t groups)
+      : d(x, w, y, dtype, g, groups) {}
+  bool complete() const { return forward.found && backward_data.found && backward_filter.found; }
+  // Sets the descriptor to `c`'s math type for its call; the caller holds `lock`.
+  void use(const Choice& c) const { check_cudnn(cudnn().set_math_type(d.conv_, c.math), "cudnnSetConvolutionMathType"); }
+
+  ConvDescriptors d;
+  Choice forward, backward_data, backward_filter;
+  mutable std::mutex lock;  // the descriptor's math type is set per call: one call at a time
+};
+
+// Asks cuDNN's heuristics for each call's algorithm and its workspace size.
+void choose_algorithms(ConvPlan& plan, cudnnHandle_t handle) {
+  const CudnnApi& api = cudnn();
+  const ConvDescriptors& d = plan.d;
+  {
+    std::vector<cudnnConvolutionFwdAlgoPerf_t> ranked(
+        algorithm_count(api.forward_algorithm_count, handle, "cudnnGetConvolutionForwardAlgorithmMaxCount"));
+    d.reset_math_type();
+    int returned = 0;
+    check_cudnn(api.forward_algorithms(handle, d.x_, d.w_, d.conv_, d.y_, static_cast<int>(ranked.size()), &returned,
+                                       ranked.data()),
+                "cudnnGetConvolutionForwardAlgorithm_v7");
+    plan.forward = choose(api, d, ranked, returned);
+    if (plan.forward.found)
+      check_cudnn(api.forward_workspace(handle, d.x_, d.w_, d.conv_, d.y_,
+                                        static_cast<cudnnConvolutionFwdAlgo_t>(plan.forward.algo),
+                                        &plan.forward.workspace),
+                  "cudnnGetConvolutionForwardWorkspaceSize");
+  }
+  {
+    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> ranked(algorithm_count(
+        api.backward_data_algorithm_count, handle, "cudnnGetConvolutionBackwardDataAlgorithmMaxCount"));
+    d.reset_math_type();
+    int returned = 0;
+    check_cudnn(api.backward_data_algorithms(handle, d.w_, d.y_, d.conv_, d.x_, static_cast<int>(ranked.size()),
+                                             &returned, ranked.data()),
+                "cudnnGetConvolutionBackwardDataAlgorithm_v7");
+    plan.backward_data = choose(api, d, ranked, returned);
+    if (plan.backward_data.found)
+      check_cudnn(api.backward_data_workspace(handle, d.w_, d.y_, d.conv_, d.x_,
+                                              static_cast<cudnnConvolutionBwdDataAlgo_t>(plan.backward_data.algo),
+                                              &plan.backward_data.workspace),
+                  "cudnnGetConvolutionBackwardDataWorkspaceSize");
+  }
+  {
+    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> ranked(algorithm_count(
+        api.backward_filter_algorithm_count, handle, "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount"));
+    d.reset_math_type();
+    int returned = 0;
+    check_cudnn(api.backward_filter_algorithms(handle, d.x_, d.y_, d.conv_, d.w_, static_cast<int>(ranked.size()),
+                                               &returned, ranked.data()),
+                "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
+    plan.backward_filter = choose(api, d, ranked, returned);
+    if (plan.backward_filter.found)
+      check_cudnn(api.backward_filter_workspace(
+                      handle, d.x_, d.y_, d.conv_, d.w_,
+                      static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan.backward_filter.algo),
+                      &plan.backward_filter.workspace),
+                  "cudnnGetConvolutionBackwardFilterWorkspaceSize");
+  }
+}
+
+// The plan for this shape on x's device, made on first use. The cache is keyed by everything the
+// choice depends on (shapes, dtype, geometry, groups, device, TF32 allowed or not); a training loop
+// meets a handful of shapes, and the cache is emptied if it ever holds kMaxPlans.
+std::shared_ptr<const ConvPlan> plan_for(const Shape& x, const Shape& w, DType dtype, const Conv2dGeometry& g,
+                                         int64_t groups, int device) {
+  constexpr size_t kMaxPlans = 512;
+  static std::mutex cache_lock;
+  static std::unordered_map<std::string, std::shared_ptr<const ConvPlan>> cache;
+  const Shape y{x[0], w[0], g.h_out, g.w_out};
+  std::ostringstream key;
+  key << "x " << x << " w " << w << " " << dtype << " stride " << g.stride_h << "x" << g.stride_w << " pad "
+      << g.pad_h << "x" << g.pad_w << " dilation " << g.dil_h << "x" << g.dil_w << " groups " << groups << " cuda:"
+      << device << (dtype == kFloat32 && !allow_tf32() ? " fma" : " default-math");
+  const std::lock_guard<std::mutex> guard(cache_lock);
+  if (auto it = cache.find(key.str()); it != cache.end()) return it->second;
+  set_device(device);
+  auto plan = std::make_shared<ConvPlan>(x, w, y, dtype, g, groups);
+  choose_algorithms(*plan, cudnn_handle(device));
+  if (cache.size() >= kMaxPlans) cache.clear();  // (plans in use are kept alive by their callers)
+  cache.emplace(key.str(), plan);
+  return plan;
+}
+
+std::shared_ptr<const ConvPlan> plan_for(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g,
+                                         int64_t groups) {
+  return plan_for(x.sizes(), weight.sizes(), x.dtype(), g, groups, x.device().index);
+}
+
+// The error for a call without an algorithm (conv2d asks conv2d_supports first, so only a direct
+// kernel call can meet it).
+[[noreturn]] void no_algorithm(const ConvPlan& plan, const char* call) {
+  detail::fail("conv2d (cuDNN): none of the ", call, " algorithms cuDNN proposed for ", plan.d.what(),
+               " is deterministic", plan.d.fma_only() ? " and runs in plain FMA math (no TF32)" : "",
+               "; cuda::set_allow_tf32(true) widens the choice for float32");
+}
+
+// Whether cuDNN has an algorithm for every call of this convolution (else conv2d composes it).
+bool conv2d_supports(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
+  return plan_for(x, weight, g, groups)->complete();
 }
 
 // Scratch memory of `bytes` on x's device (from the caching allocator; freed when it goes out of scope).
@@ -153,66 +267,46 @@ struct Scaling {
 
 void conv2d_forward(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups,
                     const Tensor& out) {
+  const std::shared_ptr<const ConvPlan> plan = plan_for(x, weight, g, groups);
+  if (!plan->forward.found) no_algorithm(*plan, "forward");
   set_device(x.device().index);
   const CudnnApi& api = cudnn();
-  cudnnHandle_t handle = cudnn_handle(x.device().index);
-  const ConvDescriptors d(x, weight, out, g, groups);
-  std::vector<cudnnConvolutionFwdAlgoPerf_t> ranked(
-      algorithm_count(api.forward_algorithm_count, handle, "cudnnGetConvolutionForwardAlgorithmMaxCount"));
-  d.reset_math_type();
-  int returned = 0;
-  check_cudnn(api.forward_algorithms(handle, d.x_, d.w_, d.conv_, d.y_, static_cast<int>(ranked.size()), &returned,
-                                     ranked.data()),
-              "cudnnGetConvolutionForwardAlgorithm_v7");
-  const cudnnConvolutionFwdAlgo_t algo = choose(api, d, ranked, returned, "forward");
-  size_t bytes = 0;
-  check_cudnn(api.forward_workspace(handle, d.x_, d.w_, d.conv_, d.y_, algo, &bytes),
-              "cudnnGetConvolutionForwardWorkspaceSize");
-  const Tensor ws = workspace(x, bytes);
+  const ConvDescriptors& d = plan->d;
+  const Tensor ws = workspace(x, plan->forward.workspace);
   const Scaling s(x);
-  check_cudnn(api.forward(handle, s.one(), d.x_, x.raw_data(), d.w_, weight.raw_data(), d.conv_, algo,
-                          data_or_null(ws), bytes_of(ws), s.zero(), d.y_, out.raw_data()),
+  const std::lock_guard<std::mutex> guard(plan->lock);
+  plan->use(plan->forward);
+  check_cudnn(api.forward(cudnn_handle(x.device().index), s.one(), d.x_, x.raw_data(), d.w_, weight.raw_data(),
+                          d.conv_, static_cast<cudnnConvolutionFwdAlgo_t>(plan->forward.algo), data_or_null(ws),
+                          bytes_of(ws), s.zero(), d.y_, out.raw_data()),
               "cudnnConvolutionForward");
 }
 
 void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, const Conv2dGeometry& g,
                      int64_t groups, const Tensor& grad_x, const Tensor& grad_weight) {
+  const std::shared_ptr<const ConvPlan> plan = plan_for(x, weight, g, groups);
   set_device(x.device().index);
   const CudnnApi& api = cudnn();
   cudnnHandle_t handle = cudnn_handle(x.device().index);
-  const ConvDescriptors d(x, weight, grad, g, groups);
+  const ConvDescriptors& d = plan->d;
   const Scaling s(x);
   if (grad_x.defined()) {
-    std::vector<cudnnConvolutionBwdDataAlgoPerf_t> ranked(algorithm_count(
-        api.backward_data_algorithm_count, handle, "cudnnGetConvolutionBackwardDataAlgorithmMaxCount"));
-    d.reset_math_type();
-    int returned = 0;
-    check_cudnn(api.backward_data_algorithms(handle, d.w_, d.y_, d.conv_, d.x_, static_cast<int>(ranked.size()),
-                                             &returned, ranked.data()),
-                "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-    const cudnnConvolutionBwdDataAlgo_t algo = choose(api, d, ranked, returned, "backward-data");
-    size_t bytes = 0;
-    check_cudnn(api.backward_data_workspace(handle, d.w_, d.y_, d.conv_, d.x_, algo, &bytes),
-                "cudnnGetConvolutionBackwardDataWorkspaceSize");
-    const Tensor ws = workspace(x, bytes);
-    check_cudnn(api.backward_data(handle, s.one(), d.w_, weight.raw_data(), d.y_, grad.raw_data(), d.conv_, algo,
+    if (!plan->backward_data.found) no_algorithm(*plan, "backward-data");
+    const Tensor ws = workspace(x, plan->backward_data.workspace);
+    const std::lock_guard<std::mutex> guard(plan->lock);
+    plan->use(plan->backward_data);
+    check_cudnn(api.backward_data(handle, s.one(), d.w_, weight.raw_data(), d.y_, grad.raw_data(), d.conv_,
+                                  static_cast<cudnnConvolutionBwdDataAlgo_t>(plan->backward_data.algo),
                                   data_or_null(ws), bytes_of(ws), s.zero(), d.x_, grad_x.raw_data()),
                 "cudnnConvolutionBackwardData");
   }
   if (grad_weight.defined()) {
-    std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> ranked(algorithm_count(
-        api.backward_filter_algorithm_count, handle, "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount"));
-    d.reset_math_type();
-    int returned = 0;
-    check_cudnn(api.backward_filter_algorithms(handle, d.x_, d.y_, d.conv_, d.w_, static_cast<int>(ranked.size()),
-                                               &returned, ranked.data()),
-                "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
-    const cudnnConvolutionBwdFilterAlgo_t algo = choose(api, d, ranked, returned, "backward-filter");
-    size_t bytes = 0;
-    check_cudnn(api.backward_filter_workspace(handle, d.x_, d.y_, d.conv_, d.w_, algo, &bytes),
-                "cudnnGetConvolutionBackwardFilterWorkspaceSize");
-    const Tensor ws = workspace(x, bytes);
-    check_cudnn(api.backward_filter(handle, s.one(), d.x_, x.raw_data(), d.y_, grad.raw_data(), d.conv_, algo,
+    if (!plan->backward_filter.found) no_algorithm(*plan, "backward-filter");
+    const Tensor ws = workspace(x, plan->backward_filter.workspace);
+    const std::lock_guard<std::mutex> guard(plan->lock);
+    plan->use(plan->backward_filter);
+    check_cudnn(api.backward_filter(handle, s.one(), d.x_, x.raw_data(), d.y_, grad.raw_data(), d.conv_,
+                                    static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan->backward_filter.algo),
                                     data_or_null(ws), bytes_of(ws), s.zero(), d.w_, grad_weight.raw_data()),
                 "cudnnConvolutionBackwardFilter");
   }
@@ -223,6 +317,7 @@ void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, 
 void add_cudnn_conv2d_kernels(Kernels& k) {
   k.conv2d_forward = conv2d_forward;
   k.conv2d_backward = conv2d_backward;
+  k.conv2d_supports = conv2d_supports;
 }
 
 }  // namespace ctxpool::cuda

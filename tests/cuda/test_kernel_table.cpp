@@ -48,7 +48,8 @@ TEST(CudaKernelTable, MatchesTheBuild) {
                                                                                      : " is set in a CPU-only build");
   // cuDNN's convolutions: in CUDA builds that found cudnn.h.
   const std::vector<std::pair<const char*, bool>> library = {{"conv2d_forward", table.conv2d_forward != nullptr},
-                                                             {"conv2d_backward", table.conv2d_backward != nullptr}};
+                                                             {"conv2d_backward", table.conv2d_backward != nullptr},
+                                                             {"conv2d_supports", table.conv2d_supports != nullptr}};
   for (const auto& [name, present] : library) EXPECT_EQ(present, cuda::built_with_cudnn()) << name;
   EXPECT_EQ(sizeof(Kernels), (entries.size() + library.size()) * sizeof(void (*)()))
       << "a new entry is missing from these lists";

@@ -37,11 +37,14 @@ std::string positions(const std::vector<size_t>& v) {
 
 }  // namespace
 
-TEST(KernelTable, CpuFillsEveryEntryButTheCudaFastPaths) {
+TEST(KernelTable, CpuFillsEveryEntryButTheCudaFastPathsAndQueries) {
   EXPECT_GE(kEntries, 25u);  // every CPU kernel of today; more as kernels are added
   // The fused attention is a CUDA fast path; where it is null, attention runs its unfused kernels.
+  // conv2d_supports is a query for devices whose convolution kernels refuse some shapes (cuDNN); null
+  // means every shape, as on the CPU.
   const std::vector<size_t> fast_paths = {offsetof(Kernels, flash_attention_forward) / sizeof(AnyKernel),
-                                          offsetof(Kernels, flash_attention_backward) / sizeof(AnyKernel)};
+                                          offsetof(Kernels, flash_attention_backward) / sizeof(AnyKernel),
+                                          offsetof(Kernels, conv2d_supports) / sizeof(AnyKernel)};
   const std::vector<size_t> missing = null_entries(kernels(kCPU));
   EXPECT_EQ(missing, fast_paths) << "null CPU entries at positions (declaration order in ops/kernels.h): "
                                  << positions(missing);
