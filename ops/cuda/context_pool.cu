@@ -6,12 +6,13 @@
 // (every lane ends with the same bits). Weights, supports, Gaussians and the per-row sums are in
 // double, products and feature sums in the tensor's dtype, as on the CPU.
 //
-// The backward is deterministic and needs no scratch memory (kernels do not allocate):
+// The backward is deterministic, with one scratch value per query row, m_i = sum_k P_i(k) dP_i(k)
+// (in double; computed once, since ga and gb both need it):
 //   gx   one warp per key row j, gathering P_i(j) gy_i over the queries i that see j;
-//   gb   one warp per query row i (m_i, then ds_i), like the CPU's pass A;
-//   ga   one block per tile of key rows. da_j needs m_i = sum_k P_i(k) dP_i(k) of every query that
-//        sees j; the CPU keeps per-slot terms in a buffer, here the block recomputes m for the
-//        tile's queries (the tile plus a halo of S - 1) into shared memory, a chunk at a time.
+//   m    one warp per query row;
+//   gb   one warp per query row i (ds_i from m_i), like the CPU's pass A;
+//   ga   one warp per key row j: da_j sums (dP_i(j) - m_i) P_i(j) over the queries that see j.
+// The CPU keeps per-slot terms in a buffer; here dP is recomputed where needed (a warp dot product).
 // Every output element is written by one warp, and every sum runs in the CPU's order (slots
 // ascending, i.e. queries i descending): no atomics, the same bits on every run.
 #include <cstdint>
@@ -30,10 +31,6 @@ namespace {
 using ops::ContextPoolMode;
 
 using namespace warp;
-
-constexpr int kKeysPerWarp = 4;                  // ga: key rows per warp
-constexpr int kKeyTile = kWarps * kKeysPerWarp;  // ga: key rows per block
-constexpr int kQueryChunk = 64;                  // ga: queries whose m_i sit in shared memory at once
 
 // The options as the kernels need them (by value; reach and slots computed on the host).
 struct PoolGeom {
@@ -144,13 +141,13 @@ __global__ void backward_gx_kernel(const T* coef, const T* gy, T* gx, int64_t ro
 // gb, one warp per query row r = b n + i (the CPU's pass A):
 // ds_i = sum_slots (dP_i(j) - m_i) P_i(j) (i - j)^2 / s_i^3,  db_i = ds_i (s_max - s_min) sigma'(b_i).
 template <typename T>
-__global__ void backward_gb_kernel(const T* x, const T* b, const T* coef, const T* gy, T* gb, int64_t rows,
-                                   PoolGeom g) {
+__global__ void backward_gb_kernel(const T* x, const T* b, const T* coef, const T* gy, const double* m_rows, T* gb,
+                                   int64_t rows, PoolGeom g) {
   const int lane = threadIdx.x % kWarpSize;
   for (int64_t r = first_warp(); r < rows; r += warp_count()) {
     const int64_t bn = r - r % g.n, i = r % g.n;
     const T* cr = coef + r * g.slots;
-    const double m = row_m(x, coef, gy, r, g, lane);
+    const double m = m_rows[r];
     double ds_acc = 0;
     for (int64_t slot = 0; slot < g.slots; ++slot) {
       const int64_t j = i - g.reach + slot;
@@ -169,55 +166,35 @@ __global__ void backward_gb_kernel(const T* x, const T* b, const T* coef, const 
   }
 }
 
-// ga, one block per tile of kKeyTile key rows of one sequence, kKeysPerWarp rows per warp:
-// da_j = (1 - w_j) sum_i (dP_i(j) - m_i) P_i(j) over the queries i = j + R - slot that see j.
-// The tile's queries, [j0 + R - (S - 1), j0 + kKeyTile - 1 + R] clipped to the sequence, go in
-// chunks of kQueryChunk from the last down (so each key sums its queries in the CPU's order):
-// the warps first compute the chunk's m_i into shared memory, then each warp adds the chunk's
-// terms to its keys' sums (kept in registers).
+// m, one warp per query row r = b n + i.
 template <typename T>
-__global__ void backward_ga_kernel(const T* x, const T* a, const T* coef, const T* gy, T* ga, int64_t batch,
-                                   PoolGeom g) {
-  __shared__ double m_chunk[kQueryChunk];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int64_t tiles = (g.n + kKeyTile - 1) / kKeyTile;
-  // Blocks stride over (sequence, tile); the bounds are the same for the whole block, so every
-  // thread reaches every __syncthreads.
-  for (int64_t blk = blockIdx.x; blk < batch * tiles; blk += gridDim.x) {
-    const int64_t bn = blk / tiles * g.n, j0 = blk % tiles * kKeyTile;
-    const int64_t q_lo = j0 + g.reach - (g.slots - 1) > 0 ? j0 + g.reach - (g.slots - 1) : 0;
-    const int64_t q_hi = j0 + kKeyTile - 1 + g.reach < g.n - 1 ? j0 + kKeyTile - 1 + g.reach : g.n - 1;
-    double acc[kKeysPerWarp];
-#pragma unroll
-    for (int k = 0; k < kKeysPerWarp; ++k) acc[k] = 0;
-    for (int64_t hi = q_hi; hi >= q_lo; hi -= kQueryChunk) {
-      const int64_t lo = hi - kQueryChunk + 1 > q_lo ? hi - kQueryChunk + 1 : q_lo;
-      for (int64_t i = lo + warp; i <= hi; i += kWarps) {
-        const double m = row_m(x, coef, gy, bn + i, g, lane);
-        if (lane == 0) m_chunk[i - lo] = m;
-      }
-      __syncthreads();
-#pragma unroll
-      for (int k = 0; k < kKeysPerWarp; ++k) {
-        const int64_t j = j0 + warp + k * kWarps;
-        if (j >= g.n) continue;
-        const int64_t i_hi = j + g.reach < hi ? j + g.reach : hi;
-        const int64_t i_lo = j + g.reach - (g.slots - 1) > lo ? j + g.reach - (g.slots - 1) : lo;
-        for (int64_t i = i_hi; i >= i_lo; --i) {  // slot = j + R - i ascending
-          const int64_t q = bn + i;
-          const T p = coef[q * g.slots + (j + g.reach - i)];
-          const double dp = p != T(0) ? static_cast<double>(warp_dot(gy + q * g.d, x + (bn + j) * g.d, g.d, lane))
-                                      : 0.0;
-          acc[k] += (dp - m_chunk[i - lo]) * static_cast<double>(p);
-        }
-      }
-      __syncthreads();  // m_chunk is overwritten by the next chunk
+__global__ void backward_m_kernel(const T* x, const T* coef, const T* gy, double* m_rows, int64_t rows, PoolGeom g) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const double m = row_m(x, coef, gy, r, g, lane);
+    if (lane == 0) m_rows[r] = m;
+  }
+}
+
+// ga, one warp per key row r = b n + j: da_j = (1 - w_j) sum_i (dP_i(j) - m_i) P_i(j) over the
+// queries i = j + R - slot that see j, slots ascending (the CPU's order; a term with P = 0 is still
+// added, so a NaN m_i propagates as on the CPU).
+template <typename T>
+__global__ void backward_ga_kernel(const T* x, const T* a, const T* coef, const T* gy, const double* m_rows, T* ga,
+                                   int64_t rows, PoolGeom g) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bn = r - r % g.n, j = r % g.n;
+    const int64_t i_hi = j + g.reach < g.n - 1 ? j + g.reach : g.n - 1;
+    const int64_t i_lo = j + g.reach - (g.slots - 1) > 0 ? j + g.reach - (g.slots - 1) : 0;
+    double acc = 0;
+    for (int64_t i = i_hi; i >= i_lo; --i) {  // slot = j + R - i ascending
+      const int64_t q = bn + i;
+      const T p = coef[q * g.slots + (j + g.reach - i)];
+      const double dp = p != T(0) ? static_cast<double>(warp_dot(gy + q * g.d, x + r * g.d, g.d, lane)) : 0.0;
+      acc += (dp - m_rows[q]) * static_cast<double>(p);
     }
-#pragma unroll
-    for (int k = 0; k < kKeysPerWarp; ++k) {
-      const int64_t j = j0 + warp + k * kWarps;
-      if (j < g.n && lane == 0) ga[bn + j] = static_cast<T>(acc[k] * (1.0 - weight_of(a, bn + j, g)));
-    }
+    if (lane == 0) ga[r] = static_cast<T>(acc * (1.0 - weight_of(a, r, g)));
   }
 }
 
@@ -260,18 +237,25 @@ void context_pool1d_backward(const Tensor& x, const Tensor& a, const Tensor& b, 
                                                                        rows, g);
       check_launch("context_pool1d backward gx kernel");
     }
-    if (ga.defined() && g.learn_w) {
-      const int64_t tiles = batch * ((n + kKeyTile - 1) / kKeyTile);
-      backward_ga_kernel<T><<<blocks_for(tiles * kThreads), kThreads, 0, stream>>>(
-          data<T>(x), data<T>(a), data<T>(coef), data<T>(gy), data<T>(ga), batch, g);
+    const bool need_ga = ga.defined() && g.learn_w, need_gb = gb.defined() && g.learn_s;
+    // (scratch from the caching allocator, freed in stream order after the kernels that read it)
+    const Tensor m = need_ga || need_gb ? empty({rows}, TensorOptions(kFloat64).device(x.device())) : Tensor();
+    if (m.defined()) {
+      backward_m_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(x), data<T>(coef), data<T>(gy),
+                                                                      data<double>(m), rows, g);
+      check_launch("context_pool1d backward m kernel");
+    }
+    if (need_ga) {
+      backward_ga_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(
+          data<T>(x), data<T>(a), data<T>(coef), data<T>(gy), data<double>(m), data<T>(ga), rows, g);
       check_launch("context_pool1d backward ga kernel");
     } else if (ga.defined()) {  // uniform: w = 1 is not learned
       zero_kernel<T><<<blocks_for(rows), kThreads, 0, stream>>>(data<T>(ga), rows);
       check_launch("context_pool1d backward zero kernel");
     }
-    if (gb.defined() && g.learn_s) {
-      backward_gb_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(x), data<T>(b), data<T>(coef),
-                                                                       data<T>(gy), data<T>(gb), rows, g);
+    if (need_gb) {
+      backward_gb_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(
+          data<T>(x), data<T>(b), data<T>(coef), data<T>(gy), data<double>(m), data<T>(gb), rows, g);
       check_launch("context_pool1d backward gb kernel");
     } else if (gb.defined()) {  // weights_only, uniform: s = s_fixed is not learned
       zero_kernel<T><<<blocks_for(rows), kThreads, 0, stream>>>(data<T>(gb), rows);

@@ -70,13 +70,26 @@ __device__ inline double erf_of(double x) { return ::erf(x); }
 __device__ inline float abs_of(float x) { return ::fabsf(x); }
 __device__ inline double abs_of(double x) { return ::fabs(x); }
 
-// std::pow(T, T) on the CPU: float for float, double otherwise (integers promote to double).
+// std::pow(T, T) on the CPU: float for float, double otherwise (integers promote to double). For an
+// integer power >= 0 the CPU's correctly rounded pow gives the exact integer; CUDA's pow is only
+// within 2 ulp (8.999... would truncate to 8), so integers are multiplied out by squaring instead
+// (in unsigned arithmetic, which wraps where the CPU's result would not fit either).
 template <typename T>
 __device__ inline T pow_of(T x, T y) {
   if constexpr (std::is_same_v<T, float>) {
     return ::powf(x, y);
+  } else if constexpr (std::is_integral_v<T>) {
+    if constexpr (std::is_signed_v<T>) {
+      if (y < 0) return static_cast<T>(::pow(static_cast<double>(x), static_cast<double>(y)));
+    }
+    uint64_t result = 1, base = static_cast<uint64_t>(x);
+    for (uint64_t e = static_cast<uint64_t>(y); e != 0; e >>= 1) {
+      if (e & 1) result *= base;
+      base *= base;
+    }
+    return static_cast<T>(result);
   } else {
-    return static_cast<T>(::pow(static_cast<double>(x), static_cast<double>(y)));
+    return ::pow(x, y);
   }
 }
 

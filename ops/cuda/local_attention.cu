@@ -6,12 +6,13 @@
 // (every lane ends with the same bits). Products and feature sums are in the tensor's dtype, the
 // softmax normaliser and the backward's row sums in double, as on the CPU.
 //
-// The backward is deterministic and needs no scratch memory (kernels do not allocate):
-//   dq   one warp per query row: rowdot_i = sum_c P[i,c] dP[i,c], then dS[i,c] and dq_i;
-//   dv   one warp per key row j, gathering P[i,c] g_i over the queries i = j .. j + W - 1;
-//   dk   one block per tile of key rows. dk_j = sum_i dS[i,c] q_i needs rowdot_i of every query
-//        that sees j; the CPU keeps dS in a buffer, here the block recomputes rowdot for the tile's
-//        queries (the tile plus W - 1 more) into shared memory, a chunk at a time, and dS from it.
+// The backward is deterministic, with one scratch row of rowdot_i = sum_c P[i,c] dP[i,c] per query
+// (computed once: dq and dk both need it):
+//   rowdot  one warp per query row;
+//   dq      one warp per query row: dS[i,c] from rowdot_i, then dq_i = sum_c dS[i,c] k_j;
+//   dv      one warp per key row j, gathering P[i,c] g_i over the queries i = j .. j + W - 1;
+//   dk      one warp per key row j: dk_j = sum_i dS[i,c] q_i over the same queries.
+// The CPU keeps dS in a buffer; here dS is recomputed where needed (dP is one warp dot product).
 // Every output element is written by one warp, and every sum runs in the CPU's order (slots
 // ascending for query rows, queries ascending for key rows): no atomics, the same bits every run.
 #include <cmath>
@@ -29,10 +30,6 @@ namespace ctxpool::cuda {
 namespace {
 
 using namespace warp;
-
-constexpr int kKeysPerWarp = 4;                  // dk: key rows per warp
-constexpr int kKeyTile = kWarps * kKeysPerWarp;  // dk: key rows per block
-constexpr int kQueryChunk = 64;                  // dk: queries whose rowdot sits in shared memory at once
 
 // The sizes the kernels need (by value): sequence length, window (already min(window, T)), head dims.
 struct Band {
@@ -92,15 +89,25 @@ __global__ void forward_kernel(const T* q, const T* k, const T* v, T* probs, T* 
   }
 }
 
+// rowdot, one warp per query row r = b T + i.
+template <typename T>
+__global__ void backward_rowdot_kernel(const T* v, const T* probs, const T* g, T* rowdot, int64_t rows, Band s) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const T rd = row_dot(v, probs, g, r, s, lane);
+    if (lane == 0) rowdot[r] = rd;
+  }
+}
+
 // dq, one warp per query row r = b T + i:
 // dS[i,c] = scale P[i,c] (dP[i,c] - rowdot_i),  dq_i = sum_c dS[i,c] k_j.
 template <typename T>
-__global__ void backward_dq_kernel(const T* k, const T* v, const T* probs, const T* g, T* dq, int64_t rows, Band s,
-                                   T scale) {
+__global__ void backward_dq_kernel(const T* k, const T* v, const T* probs, const T* g, const T* rowdot, T* dq,
+                                   int64_t rows, Band s, T scale) {
   const int lane = threadIdx.x % kWarpSize;
   for (int64_t r = first_warp(); r < rows; r += warp_count()) {
     const int64_t bt = r - r % s.t, i = r % s.t;
-    const T rd = row_dot(v, probs, g, r, s, lane);
+    const T rd = rowdot[r];
     T* dq_row = dq + r * s.d;
     for (int64_t e = lane; e < s.d; e += kWarpSize) dq_row[e] = 0;
     for (int64_t c = first_slot(i, s.w); c < s.w; ++c) {
@@ -127,48 +134,22 @@ __global__ void backward_dv_kernel(const T* probs, const T* g, T* dv, int64_t ro
   }
 }
 
-// dk, one block per tile of kKeyTile key rows of one sequence, kKeysPerWarp rows per warp:
-// dk_j = sum_{i = j .. j+W-1} dS[i,c] q_i. The tile's queries, [j0, j0 + kKeyTile - 1 + W - 1]
-// clipped to the sequence, go in chunks of kQueryChunk from the first up (the CPU's order): the
-// warps first compute the chunk's rowdot_i into shared memory, then each warp adds the chunk's
-// dS[i,c] q_i to its keys' rows of dk (each lane its own elements).
+// dk, one warp per key row r = b T + j: dk_j = sum_{i = j .. j+W-1} dS[i,c] q_i, c = j - i + W - 1,
+// queries ascending (the CPU's order).
 template <typename T>
-__global__ void backward_dk_kernel(const T* q, const T* v, const T* probs, const T* g, T* dk, int64_t bh, Band s,
-                                   T scale) {
-  __shared__ T rd_chunk[kQueryChunk];
-  const int lane = threadIdx.x % kWarpSize, warp = threadIdx.x / kWarpSize;
-  const int64_t tiles = (s.t + kKeyTile - 1) / kKeyTile;
-  // Blocks stride over (sequence, tile); the bounds are the same for the whole block, so every
-  // thread reaches every __syncthreads.
-  for (int64_t blk = blockIdx.x; blk < bh * tiles; blk += gridDim.x) {
-    const int64_t bt = blk / tiles * s.t, j0 = blk % tiles * kKeyTile;
-    for (int kk = 0; kk < kKeysPerWarp; ++kk) {
-      const int64_t j = j0 + warp + kk * kWarps;
-      if (j >= s.t) continue;
-      for (int64_t e = lane; e < s.d; e += kWarpSize) dk[(bt + j) * s.d + e] = 0;
-    }
-    const int64_t q_hi = j0 + kKeyTile - 1 + s.w - 1 < s.t - 1 ? j0 + kKeyTile - 1 + s.w - 1 : s.t - 1;
-    for (int64_t lo = j0; lo <= q_hi; lo += kQueryChunk) {
-      const int64_t hi = lo + kQueryChunk - 1 < q_hi ? lo + kQueryChunk - 1 : q_hi;
-      for (int64_t i = lo + warp; i <= hi; i += kWarps) {
-        const T rd = row_dot(v, probs, g, bt + i, s, lane);
-        if (lane == 0) rd_chunk[i - lo] = rd;
-      }
-      __syncthreads();
-      for (int kk = 0; kk < kKeysPerWarp; ++kk) {
-        const int64_t j = j0 + warp + kk * kWarps;
-        if (j >= s.t) continue;
-        const int64_t i_lo = j > lo ? j : lo;
-        const int64_t i_hi = j + s.w - 1 < hi ? j + s.w - 1 : hi;
-        T* dk_row = dk + (bt + j) * s.d;
-        for (int64_t i = i_lo; i <= i_hi; ++i) {
-          const int64_t row = bt + i;
-          const T dp = warp_dot(g + row * s.dv, v + (bt + j) * s.dv, s.dv, lane);
-          const T ds = scale * probs[row * s.w + (j - i + s.w - 1)] * (dp - rd_chunk[i - lo]);
-          for (int64_t e = lane; e < s.d; e += kWarpSize) dk_row[e] += ds * q[row * s.d + e];
-        }
-      }
-      __syncthreads();  // rd_chunk is overwritten by the next chunk
+__global__ void backward_dk_kernel(const T* q, const T* v, const T* probs, const T* g, const T* rowdot, T* dk,
+                                   int64_t rows, Band s, T scale) {
+  const int lane = threadIdx.x % kWarpSize;
+  for (int64_t r = first_warp(); r < rows; r += warp_count()) {
+    const int64_t bt = r - r % s.t, j = r % s.t;
+    const int64_t last = j + s.w - 1 < s.t - 1 ? j + s.w - 1 : s.t - 1;
+    T* dk_row = dk + r * s.d;
+    for (int64_t e = lane; e < s.d; e += kWarpSize) dk_row[e] = 0;
+    for (int64_t i = j; i <= last; ++i) {
+      const int64_t row = bt + i;
+      const T dp = warp_dot(g + row * s.dv, v + r * s.dv, s.dv, lane);  // the same bits as in row_dot
+      const T ds = scale * probs[row * s.w + (j - i + s.w - 1)] * (dp - rowdot[row]);
+      for (int64_t e = lane; e < s.d; e += kWarpSize) dk_row[e] += ds * q[row * s.d + e];
     }
   }
 }
@@ -203,15 +184,22 @@ void local_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v,
     using T = scalar_t;
     const cudaStream_t stream = current_stream();
     const T sc = static_cast<T>(scale);
+    // (scratch from the caching allocator, freed in stream order after the kernels that read it)
+    const Tensor rowdot = dq.defined() || dk.defined() ? empty({rows}, TensorOptions(q.dtype()).device(q.device()))
+                                                       : Tensor();
+    if (rowdot.defined()) {
+      backward_rowdot_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(v), data<T>(probs), data<T>(g),
+                                                                           data<T>(rowdot), rows, s);
+      check_launch("local_attention backward rowdot kernel");
+    }
     if (dq.defined()) {
-      backward_dq_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(data<T>(k), data<T>(v), data<T>(probs),
-                                                                       data<T>(g), data<T>(dq), rows, s, sc);
+      backward_dq_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(
+          data<T>(k), data<T>(v), data<T>(probs), data<T>(g), data<T>(rowdot), data<T>(dq), rows, s, sc);
       check_launch("local_attention backward dq kernel");
     }
     if (dk.defined()) {
-      const int64_t tiles = bh * ((t + kKeyTile - 1) / kKeyTile);
-      backward_dk_kernel<T><<<blocks_for(tiles * kThreads), kThreads, 0, stream>>>(
-          data<T>(q), data<T>(v), data<T>(probs), data<T>(g), data<T>(dk), bh, s, sc);
+      backward_dk_kernel<T><<<warp_blocks(rows), kThreads, 0, stream>>>(
+          data<T>(q), data<T>(v), data<T>(probs), data<T>(g), data<T>(rowdot), data<T>(dk), rows, s, sc);
       check_launch("local_attention backward dk kernel");
     }
     if (dv.defined()) {

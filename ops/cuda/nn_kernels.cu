@@ -214,39 +214,47 @@ __global__ void layer_norm_dx_kernel(const T* x, const T* weight, const T* mean,
   }
 }
 
-// The column sums dweight = sum_r g * xhat, dbias = sum_r g (either may be null). A block of 1024
-// threads covers kColTile neighbouring columns (a warp reads one row's 32 columns: coalesced) with
-// kRowLanes lanes of rows: lane l sums rows l, l + kRowLanes, ... in order, then lane 0 adds the lanes
-// in order. Only cols / 32 blocks, but no workspace and a fixed order.
-constexpr int kColTile = 32;
-constexpr int kRowLanes = 32;
+// The column sums dweight = sum_r g * xhat, dbias = sum_r g (either may be null), in two passes so
+// that every multiprocessor has work however few the columns: first, thread (column c, chunk k) sums
+// rows [k kRowChunk, (k + 1) kRowChunk) of column c in order into part[k cols + c] (a warp reads 32
+// neighbouring columns of a row: coalesced); then one thread per column adds its chunks in order. The
+// order is fixed by the shape (and is the CPU's blocking of 64 rows), so the bits are too.
+constexpr int kRowChunk = 64;
+constexpr int kColTile = 32;   // threads per block along the columns
+constexpr int kChunkLanes = 8; // ... and along the chunks
 
 template <typename T>
-__global__ void layer_norm_params_kernel(const T* x, const T* mean, const T* rstd, const T* g, T* dweight, T* dbias,
-                                         int64_t rows, int64_t cols) {
-  __shared__ double part_w[kRowLanes][kColTile];
-  __shared__ double part_b[kRowLanes][kColTile];
+__global__ void layer_norm_params_chunks_kernel(const T* x, const T* mean, const T* rstd, const T* g, double* part_w,
+                                                double* part_b, int64_t rows, int64_t cols, int64_t chunks) {
   const int64_t c = static_cast<int64_t>(blockIdx.x) * kColTile + threadIdx.x;
-  double sw = 0, sb = 0;
-  if (c < cols) {
-    for (int64_t r = threadIdx.y; r < rows; r += kRowLanes) {
+  if (c >= cols) return;  // (no barrier in this kernel)
+  for (int64_t k = static_cast<int64_t>(blockIdx.y) * kChunkLanes + threadIdx.y; k < chunks;
+       k += static_cast<int64_t>(gridDim.y) * kChunkLanes) {
+    const int64_t end = (k + 1) * kRowChunk < rows ? (k + 1) * kRowChunk : rows;
+    double sw = 0, sb = 0;
+    for (int64_t r = k * kRowChunk; r < end; ++r) {
       const T gv = g[r * cols + c];
       const T xhat = (x[r * cols + c] - mean[r]) * rstd[r];
       sw += static_cast<double>(gv * xhat);
       sb += static_cast<double>(gv);
     }
+    if (part_w) part_w[k * cols + c] = sw;
+    if (part_b) part_b[k * cols + c] = sb;
   }
-  part_w[threadIdx.y][threadIdx.x] = sw;
-  part_b[threadIdx.y][threadIdx.x] = sb;
-  __syncthreads();
-  if (threadIdx.y != 0 || c >= cols) return;
-  double tw = 0, tb = 0;
-  for (int l = 0; l < kRowLanes; ++l) {
-    tw += part_w[l][threadIdx.x];
-    tb += part_b[l][threadIdx.x];
+}
+
+template <typename T>
+__global__ void layer_norm_params_total_kernel(const double* part_w, const double* part_b, T* dweight, T* dbias,
+                                               int64_t cols, int64_t chunks) {
+  CTXPOOL_CUDA_LOOP(c, cols) {
+    double tw = 0, tb = 0;
+    for (int64_t k = 0; k < chunks; ++k) {
+      if (part_w) tw += part_w[k * cols + c];
+      if (part_b) tb += part_b[k * cols + c];
+    }
+    if (dweight) dweight[c] = static_cast<T>(tw);
+    if (dbias) dbias[c] = static_cast<T>(tb);
   }
-  if (dweight) dweight[c] = static_cast<T>(tw);
-  if (dbias) dbias[c] = static_cast<T>(tb);
 }
 
 void layer_norm_backward_rows(const Tensor& x, const Tensor& weight, const Tensor& mean, const Tensor& rstd,
@@ -275,12 +283,22 @@ void layer_norm_backward_rows(const Tensor& x, const Tensor& weight, const Tenso
       check_launch("layer_norm_dx_kernel");
     }
     if (need_params) {
-      const dim3 grid(static_cast<unsigned>((cols + kColTile - 1) / kColTile));
-      const dim3 block(kColTile, kRowLanes);
-      layer_norm_params_kernel<T><<<grid, block, 0, current_stream()>>>(
-          data<T>(x), data<T>(mean), data<T>(rstd), data<T>(g), dweight.defined() ? data<T>(dweight) : nullptr,
-          dbias.defined() ? data<T>(dbias) : nullptr, rows, cols);
-      check_launch("layer_norm_params_kernel");
+      const int64_t chunks = (rows + kRowChunk - 1) / kRowChunk;
+      const TensorOptions scratch = TensorOptions(kFloat64).device(x.device());  // (freed in stream order)
+      const Tensor part_w = dweight.defined() ? empty({chunks, cols}, scratch) : Tensor();
+      const Tensor part_b = dbias.defined() ? empty({chunks, cols}, scratch) : Tensor();
+      double* pw = part_w.defined() ? data<double>(part_w) : nullptr;
+      double* pb = part_b.defined() ? data<double>(part_b) : nullptr;
+      const int64_t chunk_blocks = (chunks + kChunkLanes - 1) / kChunkLanes;
+      const dim3 grid(static_cast<unsigned>((cols + kColTile - 1) / kColTile),
+                      static_cast<unsigned>(chunk_blocks < 65535 ? chunk_blocks : 65535));  // (grid-stride in y)
+      layer_norm_params_chunks_kernel<T><<<grid, dim3(kColTile, kChunkLanes), 0, current_stream()>>>(
+          data<T>(x), data<T>(mean), data<T>(rstd), data<T>(g), pw, pb, rows, cols, chunks);
+      check_launch("layer_norm_params_chunks_kernel");
+      layer_norm_params_total_kernel<T><<<blocks_for(cols), kThreads, 0, current_stream()>>>(
+          pw, pb, dweight.defined() ? data<T>(dweight) : nullptr, dbias.defined() ? data<T>(dbias) : nullptr, cols,
+          chunks);
+      check_launch("layer_norm_params_total_kernel");
     }
   });
 }
@@ -304,7 +322,9 @@ __global__ void cross_entropy_kernel(const T* logits, const int64_t* target, int
       continue;
     }
     const T* row = logits + r * cols;
-    const T mx = row_max(row, cols);  // no -inf guard here, as on the CPU
+    // No guard for an all -inf row: the loss is NaN here (-inf - -inf), as on the CPU (where the
+    // guarded max 0 gives 0 * log 0 -> -inf + 0 - -inf).
+    const T mx = row_max(row, cols);
     double total = 0;
     CTXPOOL_ROW_LOOP(c, cols) total += exp(static_cast<double>(row[c] - mx));
     total = block_reduce(total, SumOp{});

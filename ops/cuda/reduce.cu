@@ -3,6 +3,11 @@
 // alone (per-thread strided partials, then a fixed shared-memory tree), so a run gives the same bits
 // every time (not the CPU's bits: the order differs). Float sums accumulate in double, integer sums
 // in int64, as on the CPU.
+//
+// A few long rows (a whole-tensor sum such as a gradient norm's has one row) would leave all but a
+// few multiprocessors idle with one block per row, so they are reduced in two passes: blocks over
+// fixed chunks of kChunkCols columns write partials to scratch, then one block per row combines its
+// partials in chunk order. The chunking depends on the shape only, so the bits stay fixed.
 #include <cstdint>
 #include <type_traits>
 
@@ -17,6 +22,12 @@ namespace {
 
 // Rows of at most this many columns get one thread each; longer rows get one block each.
 constexpr int64_t kThreadPerRowCols = 32;
+// Fewer rows than this, each longer than two chunks, take the two-pass path.
+constexpr int64_t kSplitBelowRows = 256;
+constexpr int64_t kChunkCols = 8192;
+
+bool split_rows(int64_t rows, int64_t cols) { return rows < kSplitBelowRows && cols > 2 * kChunkCols; }
+int64_t chunks_of(int64_t cols) { return (cols + kChunkCols - 1) / kChunkCols; }
 
 // Blocks for a loop over `items` blocks' worth of work (block-stride loops cover the rest).
 inline unsigned blocks_for_items(int64_t items) {
@@ -62,6 +73,28 @@ __global__ void sum_rows_block_kernel(const T* x, T* out, int64_t rows, int64_t 
   }
 }
 
+// Two passes, first: block b of a grid-stride loop sums chunk (b % chunks) of row (b / chunks) into
+// partial[b].
+template <typename T>
+__global__ void sum_chunks_kernel(const T* x, Acc<T>* partial, int64_t rows, int64_t cols, int64_t chunks) {
+  for (int64_t b = blockIdx.x; b < rows * chunks; b += gridDim.x) {  // uniform over the block
+    const int64_t r = b / chunks, first = (b % chunks) * kChunkCols;
+    const int64_t n = cols - first < kChunkCols ? cols - first : kChunkCols;
+    const Acc<T> mine = strided_sum(x + r * cols + first, threadIdx.x, kThreads, n);
+    const Acc<T> total = block_reduce(mine, SumOp{});
+    if (threadIdx.x == 0) partial[b] = total;
+  }
+}
+
+// Second: one block per row adds its chunks' partials (a fixed tree, as above).
+template <typename T>
+__global__ void sum_partials_kernel(const Acc<T>* partial, T* out, int64_t rows, int64_t chunks) {
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const Acc<T> total = block_reduce(strided_sum(partial + r * chunks, threadIdx.x, kThreads, chunks), SumOp{});
+    if (threadIdx.x == 0) out[r] = static_cast<T>(total);
+  }
+}
+
 // x [rows, cols] -> out [rows]. rows > 0 with cols == 0 (a sum over an empty dim) writes zeros.
 void sum_rows(const Tensor& x, const Tensor& out) {
   const int64_t rows = out.numel();
@@ -73,6 +106,15 @@ void sum_rows(const Tensor& x, const Tensor& out) {
     if (cols <= kThreadPerRowCols) {
       sum_rows_thread_kernel<<<blocks_for(rows), kThreads, 0, current_stream()>>>(data<T>(x), data<T>(out), rows,
                                                                                    cols);
+    } else if (split_rows(rows, cols)) {
+      const int64_t chunks = chunks_of(cols);
+      const Tensor partial = empty({rows * chunks}, TensorOptions(is_floating(x.dtype()) ? kFloat64 : kInt64)
+                                                        .device(out.device()));  // (freed in stream order)
+      sum_chunks_kernel<<<blocks_for_items(rows * chunks), kThreads, 0, current_stream()>>>(
+          data<T>(x), data<Acc<T>>(partial), rows, cols, chunks);
+      check_launch("sum_rows (chunks)");
+      sum_partials_kernel<<<blocks_for_items(rows), kThreads, 0, current_stream()>>>(data<Acc<T>>(partial),
+                                                                                     data<T>(out), rows, chunks);
     } else {
       sum_rows_block_kernel<<<blocks_for_items(rows), kThreads, 0, current_stream()>>>(data<T>(x), data<T>(out),
                                                                                        rows, cols);
@@ -190,6 +232,41 @@ __global__ void max_or_min_block_kernel(const T* x, T* values, int64_t* indices,
   }
 }
 
+// Two passes, first: block b scans chunk (b % chunks) of row (b / chunks); its candidate (with the
+// column in the whole row) goes to best_values[b], best_indices[b].
+template <typename T>
+__global__ void max_or_min_chunks_kernel(const T* x, T* best_values, int64_t* best_indices, int64_t rows,
+                                         int64_t cols, int64_t chunks, bool find_max) {
+  for (int64_t b = blockIdx.x; b < rows * chunks; b += gridDim.x) {  // uniform over the block
+    const int64_t r = b / chunks, first = (b % chunks) * kChunkCols;
+    const int64_t n = cols - first < kChunkCols ? cols - first : kChunkCols;
+    const Best<T> mine = scan_best(x + r * cols + first, threadIdx.x, kThreads, n, find_max);
+    const Best<T> best = block_reduce(mine, BestOp{find_max});
+    if (threadIdx.x == 0) {
+      best_values[b] = best.value;
+      best_indices[b] = best.index + first;
+    }
+  }
+}
+
+// Second: one block per row combines its chunks' candidates with BestOp, which gives the CPU's
+// sequential scan whatever the grouping (a NaN wins, then the better value, then the lower column).
+template <typename T>
+__global__ void max_or_min_partials_kernel(const T* best_values, const int64_t* best_indices, T* values,
+                                           int64_t* indices, int64_t rows, int64_t chunks, bool find_max) {
+  const BestOp op{find_max};
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    Best<T> mine{T(0), -1};
+    for (int64_t k = threadIdx.x; k < chunks; k += kThreads)
+      mine = op(mine, Best<T>{best_values[r * chunks + k], best_indices[r * chunks + k]});
+    const Best<T> best = block_reduce(mine, op);
+    if (threadIdx.x == 0) {
+      values[r] = best.value;
+      indices[r] = best.index;
+    }
+  }
+}
+
 // x [rows, cols] -> values [rows], indices [rows]. NaN wins (propagates), ties keep the first.
 void max_or_min_rows(const Tensor& x, const Tensor& values, const Tensor& indices, bool find_max) {
   const int64_t rows = values.numel();
@@ -202,6 +279,16 @@ void max_or_min_rows(const Tensor& x, const Tensor& values, const Tensor& indice
     if (cols <= kThreadPerRowCols) {
       max_or_min_thread_kernel<<<blocks_for(rows), kThreads, 0, current_stream()>>>(
           data<T>(x), data<T>(values), data<int64_t>(indices), rows, cols, find_max);
+    } else if (split_rows(rows, cols)) {
+      const int64_t chunks = chunks_of(cols);
+      const Tensor best_values = empty({rows * chunks}, TensorOptions(x.dtype()).device(values.device()));
+      const Tensor best_indices = empty({rows * chunks}, TensorOptions(kInt64).device(values.device()));
+      max_or_min_chunks_kernel<<<blocks_for_items(rows * chunks), kThreads, 0, current_stream()>>>(
+          data<T>(x), data<T>(best_values), data<int64_t>(best_indices), rows, cols, chunks, find_max);
+      check_launch("max_or_min_rows (chunks)");
+      max_or_min_partials_kernel<<<blocks_for_items(rows), kThreads, 0, current_stream()>>>(
+          data<T>(best_values), data<int64_t>(best_indices), data<T>(values), data<int64_t>(indices), rows, chunks,
+          find_max);
     } else {
       max_or_min_block_kernel<<<blocks_for_items(rows), kThreads, 0, current_stream()>>>(
           data<T>(x), data<T>(values), data<int64_t>(indices), rows, cols, find_max);

@@ -24,6 +24,7 @@ struct ParityCase {
   std::function<Tensor(const Inputs&)> run;     // the op(s) under test
   double rtol = 1e-5, atol = 1e-6;              // float32, STYLE.md
   bool tf32 = false;                            // the GPU run with cuda::set_allow_tf32(true)
+  bool tf32_must_show = false;                  // and its output must differ beyond float32 rounding
 };
 
 // gtest prints a case by its name (not its bytes).
@@ -56,6 +57,9 @@ std::vector<ParityCase> cases() {
   add_case("mul_transposed", two({5, 3}, {3, 5}), [](const Inputs& x) { return mul(transpose(x[0], 0, 1), x[1]); });
   add_case("div", [] { return Inputs{f32({4, 6}), positive({6})}; }, [](const Inputs& x) { return div(x[0], x[1]); });
   add_case("pow", [] { return Inputs{positive({7}), f32({7})}; }, [](const Inputs& x) { return pow(x[0], x[1]); });
+  // Integer powers are exact on the CPU (glibc's pow); the GPU multiplies them out (up to 6^8).
+  add_case("pow_int64", [] { return Inputs{indices({40}, 7), indices({40}, 9)}; },
+           [](const Inputs& x) { return pow(x[0], x[1]).to(kFloat32); }, 0.0, 0.0);
   add_case("maximum_minimum", two({6}, {6}), [](const Inputs& x) { return add(maximum(x[0], x[1]), minimum(x[0], x[1])); });
   add_case("unary_chain", one({33}), [](const Inputs& x) {
     return add(add(tanh(x[0]), sigmoid(x[0])), add(relu(x[0]), add(abs(x[0]), neg(exp(x[0])))));
@@ -80,6 +84,11 @@ std::vector<ParityCase> cases() {
     return add(max(x[0], 1).first, min(x[0], 0).first.sum());
   });
   add_case("argmax", one({5, 8}), [](const Inputs& x) { return argmax(x[0], 1).to(kFloat32); });
+  // Few long rows: the two-pass reductions (chunks of 8192 columns, then the partials).
+  add_case("sum_all_long", one({3, 40000}), [](const Inputs& x) { return sum(x[0]); });
+  add_case("max_argmax_long_rows", one({2, 50000}), [](const Inputs& x) {
+    return add(max(x[0], 1).first, argmax(x[0], 1).to(kFloat32));
+  });
 
   // ---- matmul (cuBLAS: float32 results differ from BLAS in the last bits) ----
   add_case("matmul_2d", two({7, 5}, {5, 3}), [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-5, 1e-5);
@@ -93,6 +102,7 @@ std::vector<ParityCase> cases() {
   // product of forward and backward (here the weight gradient's, 3 x 40 = 120).
   add_case("matmul_tf32", two({3, 40, 96}, {96, 48}), [](const Inputs& x) { return matmul(x[0], x[1]); }, 1e-3, 5.5e-2);
   c.back().tf32 = true;
+  c.back().tf32_must_show = true;  // cuBLAS's TF32 math mode does use TF32 on Ampere and later
 
   // ---- neural-network functions ----
   add_case("softmax", one({6, 10}), [](const Inputs& x) { return softmax(x[0], -1); });
@@ -186,6 +196,24 @@ std::vector<ParityCase> cases() {
         },
         [](const Inputs& x) { return context_pool1d(x[0], x[1], x[2]); }, 1e-12, 1e-12);
   }
+  // Long enough for several 32-key tiles and 64-query chunks of the CUDA kernels (and the clipping of
+  // each tile's query range), with feature sizes above a warp's width.
+  add_case("local_attention_long_window70", [] { return Inputs{f32({2, 300, 40}), f32({2, 300, 40}), f32({2, 300, 36})}; },
+      [](const Inputs& x) { return local_attention(x[0], x[1], x[2], 70); }, 1e-5, 1e-5);
+  for (bool causal : {true, false}) {
+    ContextPool1dOptions o;
+    o.window = 40;
+    o.causal = causal;
+    add_case(std::string("context_pool1d_long_window40_") + (causal ? "causal" : "bidirectional"),
+        [] { return Inputs{f32({2, 200, 40}), f32({2, 200}), f32({2, 200})}; },
+        [o](const Inputs& x) { return context_pool1d(x[0], x[1], x[2], o); }, 1e-5, 1e-5);
+  }
+  {
+    ContextPool2dOptions o;
+    o.window = 3;
+    add_case("context_pool2d_12x11_window3", [] { return Inputs{f32({2, 12, 11, 36}), f32({2, 12, 11}), f32({2, 12, 11})}; },
+        [o](const Inputs& x) { return context_pool2d(x[0], x[1], x[2], o); }, 1e-5, 1e-5);
+  }
   add_case("local_attention_window_beyond_sequence",
       [] { return Inputs{f32({2, 6, 8}), f32({2, 6, 8}), f32({2, 6, 8})}; },
       [](const Inputs& x) { return local_attention(x[0], x[1], x[2], 16); }, 1e-5, 1e-5);
@@ -256,11 +284,16 @@ std::vector<ParityCase> cases() {
       [](const Inputs& x) { return conv2d(x[0], x[1], Tensor(), {1, 2}, {1, 0}, {1, 1}, 2); }, 1e-5, 1e-5);
   add_case("conv2d_tf32", [] { return Inputs{f32({4, 16, 10, 10}), f32({24, 16, 3, 3}), f32({24})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 1e-3, 1e-1);  // K: 4 x 10 x 10
-  c.back().tf32 = true;
+  c.back().tf32 = true;  // (cuDNN may still choose an FMA algorithm: allowed, not required)
   add_case("conv2d_float64", [] { return Inputs{param({2, 3, 6, 6}), param({5, 3, 3, 3}), param({5})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {1, 1}); }, 1e-12, 1e-12);
   add_case("conv2d_strided_padded", [] { return Inputs{f32({2, 3, 9, 8}), f32({4, 3, 3, 3}), f32({4})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {2, 1}, {1, 1}); }, 1e-5, 1e-5);
+  // The unfold / fold kernels themselves (with cuDNN, conv2d does not reach them).
+  add_case("im2col2d_strided_padded_dilated", one({2, 3, 11, 9}),
+      [](const Inputs& x) { return im2col2d(x[0], {3, 2}, {2, 1}, {1, 2}, {2, 1}); });
+  add_case("col2im2d_strided_padded_dilated", one({2, 3 * 3 * 2, 5 * 12}),
+      [](const Inputs& x) { return col2im2d(x[0], {11, 9}, {3, 2}, {2, 1}, {1, 2}, {2, 1}); });
   add_case("conv2d_depthwise_dilated", [] { return Inputs{f32({2, 4, 8, 8}), f32({4, 1, 3, 2}), f32({4})}; },
       [](const Inputs& x) { return conv2d(x[0], x[1], x[2], {1, 1}, {2, 1}, {2, 1}, 4); }, 1e-5, 1e-5);
   return c;
@@ -337,7 +370,7 @@ TEST_P(Parity, Matches) {
     throw;
   }
   expect_close(gpu.out, cpu.out, pc.rtol, pc.atol, pc.name + " output");
-  if (pc.tf32 && cuda::compute_capability(0) >= 80) {  // TF32 really was on: the output differs beyond float32 rounding
+  if (pc.tf32_must_show && cuda::compute_capability(0) >= 80) {  // TF32 really was on: the output differs beyond float32 rounding
     const Tensor diff = ops::abs(ops::sub(gpu.out.cpu(), cpu.out));
     EXPECT_GT(ops::max(diff).item(), 1e-4) << pc.name << ": as close as float32; was TF32 used?";
   }
