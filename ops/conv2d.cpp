@@ -154,7 +154,10 @@ Tensor fused_conv2d(const Tensor& x, const Tensor& weight, const Conv2dGeometry&
   return record("conv2d", {x, weight}, out, [sx = SavedTensor(x), sw = SavedTensor(weight), g, groups](
                                                 const Tensor& grad, const LambdaNode& n) {
     const Tensor x = sx.unpack("conv2d"), w = sw.unpack("conv2d");
-    if (autograd::GradMode::is_enabled()) return conv2d_grads_composite(x, w, grad, g, groups, n);  // create_graph
+    // create_graph; or the device's kernels no longer take this shape (cuDNN's choice depends on the
+    // TF32 switch, which may have changed since the forward)
+    if (autograd::GradMode::is_enabled() || !fused_conv2d_fits(x, w, g, groups))
+      return conv2d_grads_composite(x, w, grad, g, groups, n);
     Tensor grad_x, grad_w;
     if (n.needs_input_grad(0)) grad_x = new_empty(x.sizes(), x.dtype(), x.device());
     if (n.needs_input_grad(1)) grad_w = new_empty(w.sizes(), w.dtype(), w.device());

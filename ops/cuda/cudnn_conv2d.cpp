@@ -12,6 +12,7 @@
 // NOT YET RUN ON A GPU: written and compiled without one; tests/cuda/test_parity.cpp's conv2d cases
 // compare it with the CPU's convolution once a GPU is present.
 #include <climits>
+#include <cstdio>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -206,45 +207,73 @@ void choose_algorithms(ConvPlan& plan, cudnnHandle_t handle) {
   }
 }
 
+// A shape's plan, or why there is none (cuDNN did not load, a size beyond its int range, a failed
+// query): conv2d then composes the convolution instead.
+struct Planned {
+  std::shared_ptr<const ConvPlan> plan;
+  std::string error;
+};
+
 // The plan for this shape on x's device, made on first use. The cache is keyed by everything the
 // choice depends on (shapes, dtype, geometry, groups, device, TF32 allowed or not); a training loop
-// meets a handful of shapes, and the cache is emptied if it ever holds kMaxPlans.
-std::shared_ptr<const ConvPlan> plan_for(const Shape& x, const Shape& w, DType dtype, const Conv2dGeometry& g,
-                                         int64_t groups, int device) {
+// meets a handful of shapes, and the cache is emptied if it ever holds kMaxPlans. (It is never
+// destroyed: at exit the CUDA runtime may be gone before its descriptors.)
+Planned plan_for(const Shape& x, const Shape& w, DType dtype, const Conv2dGeometry& g, int64_t groups, int device) {
   constexpr size_t kMaxPlans = 512;
   static std::mutex cache_lock;
-  static std::unordered_map<std::string, std::shared_ptr<const ConvPlan>> cache;
-  const Shape y{x[0], w[0], g.h_out, g.w_out};
+  static auto* cache = new std::unordered_map<std::string, Planned>();
   std::ostringstream key;
   key << "x " << x << " w " << w << " " << dtype << " stride " << g.stride_h << "x" << g.stride_w << " pad "
       << g.pad_h << "x" << g.pad_w << " dilation " << g.dil_h << "x" << g.dil_w << " groups " << groups << " cuda:"
       << device << (dtype == kFloat32 && !allow_tf32() ? " fma" : " default-math");
   const std::lock_guard<std::mutex> guard(cache_lock);
-  if (auto it = cache.find(key.str()); it != cache.end()) return it->second;
-  set_device(device);
-  auto plan = std::make_shared<ConvPlan>(x, w, y, dtype, g, groups);
-  choose_algorithms(*plan, cudnn_handle(device));
-  if (cache.size() >= kMaxPlans) cache.clear();  // (plans in use are kept alive by their callers)
-  cache.emplace(key.str(), plan);
-  return plan;
+  if (auto it = cache->find(key.str()); it != cache->end()) return it->second;
+  Planned planned;
+  try {
+    set_device(device);
+    auto plan = std::make_shared<ConvPlan>(x, w, Shape{x[0], w[0], g.h_out, g.w_out}, dtype, g, groups);
+    choose_algorithms(*plan, cudnn_handle(device));
+    planned.plan = std::move(plan);
+  } catch (const Error& e) {
+    planned.error = e.what();
+  }
+  if (cache->size() >= kMaxPlans) cache->clear();  // (plans in use are kept alive by their callers)
+  cache->emplace(key.str(), planned);
+  return planned;
 }
 
-std::shared_ptr<const ConvPlan> plan_for(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g,
-                                         int64_t groups) {
+Planned plan_for(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
   return plan_for(x.sizes(), weight.sizes(), x.dtype(), g, groups, x.device().index);
 }
 
-// The error for a call without an algorithm (conv2d asks conv2d_supports first, so only a direct
+// The plan, or the error that prevented it (conv2d asks conv2d_supports first, so only a direct
 // kernel call can meet it).
+const ConvPlan& usable(const Planned& p) {
+  if (!p.plan) detail::fail("conv2d (cuDNN): ", p.error);
+  return *p.plan;
+}
+
+// The error for a call without an algorithm (likewise reached by direct kernel calls only).
 [[noreturn]] void no_algorithm(const ConvPlan& plan, const char* call) {
   detail::fail("conv2d (cuDNN): none of the ", call, " algorithms cuDNN proposed for ", plan.d.what(),
                " is deterministic", plan.d.fma_only() ? " and runs in plain FMA math (no TF32)" : "",
                "; cuda::set_allow_tf32(true) widens the choice for float32");
 }
 
-// Whether cuDNN has an algorithm for every call of this convolution (else conv2d composes it).
+// Whether cuDNN has an algorithm for every call of this convolution (else conv2d composes it). A
+// shape that could not be planned at all is composed too, and the first such error is printed once:
+// the run goes on, slower, instead of failing.
 bool conv2d_supports(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups) {
-  return plan_for(x, weight, g, groups)->complete();
+  const Planned p = plan_for(x, weight, g, groups);
+  if (!p.plan) {
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      std::fprintf(stderr, "ctxpool: conv2d on CUDA runs as im2col + matmul where cuDNN cannot be used: %s\n",
+                   p.error.c_str());
+    });
+    return false;
+  }
+  return p.plan->complete();
 }
 
 // Scratch memory of `bytes` on x's device (from the caching allocator; freed when it goes out of scope).
@@ -267,7 +296,8 @@ struct Scaling {
 
 void conv2d_forward(const Tensor& x, const Tensor& weight, const Conv2dGeometry& g, int64_t groups,
                     const Tensor& out) {
-  const std::shared_ptr<const ConvPlan> plan = plan_for(x, weight, g, groups);
+  const Planned planned = plan_for(x, weight, g, groups);
+  const ConvPlan* plan = &usable(planned);
   if (!plan->forward.found) no_algorithm(*plan, "forward");
   set_device(x.device().index);
   const CudnnApi& api = cudnn();
@@ -284,7 +314,8 @@ void conv2d_forward(const Tensor& x, const Tensor& weight, const Conv2dGeometry&
 
 void conv2d_backward(const Tensor& x, const Tensor& weight, const Tensor& grad, const Conv2dGeometry& g,
                      int64_t groups, const Tensor& grad_x, const Tensor& grad_weight) {
-  const std::shared_ptr<const ConvPlan> plan = plan_for(x, weight, g, groups);
+  const Planned planned = plan_for(x, weight, g, groups);
+  const ConvPlan* plan = &usable(planned);
   set_device(x.device().index);
   const CudnnApi& api = cudnn();
   cudnnHandle_t handle = cudnn_handle(x.device().index);

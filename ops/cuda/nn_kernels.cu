@@ -218,7 +218,8 @@ __global__ void layer_norm_dx_kernel(const T* x, const T* weight, const T* mean,
 // that every multiprocessor has work however few the columns: first, thread (column c, chunk k) sums
 // rows [k kRowChunk, (k + 1) kRowChunk) of column c in order into part[k cols + c] (a warp reads 32
 // neighbouring columns of a row: coalesced); then one thread per column adds its chunks in order. The
-// order is fixed by the shape (and is the CPU's blocking of 64 rows), so the bits are too.
+// order is fixed by the shape, so the bits are the same every run (the CPU blocks by 64 rows too, but
+// nvcc may contract a product and a sum into an FMA, so they need not be the CPU's bits).
 constexpr int kRowChunk = 64;
 constexpr int kColTile = 32;   // threads per block along the columns
 constexpr int kChunkLanes = 8; // ... and along the chunks

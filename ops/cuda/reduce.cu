@@ -7,7 +7,8 @@
 // A few long rows (a whole-tensor sum such as a gradient norm's has one row) would leave all but a
 // few multiprocessors idle with one block per row, so they are reduced in two passes: blocks over
 // fixed chunks of kChunkCols columns write partials to scratch, then one block per row combines its
-// partials in chunk order. The chunking depends on the shape only, so the bits stay fixed.
+// partials (strided per thread, then the fixed tree). The chunking depends on the shape only, so the
+// bits stay fixed.
 #include <cstdint>
 #include <type_traits>
 

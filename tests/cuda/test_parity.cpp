@@ -196,8 +196,8 @@ std::vector<ParityCase> cases() {
         },
         [](const Inputs& x) { return context_pool1d(x[0], x[1], x[2]); }, 1e-12, 1e-12);
   }
-  // Long enough for several 32-key tiles and 64-query chunks of the CUDA kernels (and the clipping of
-  // each tile's query range), with feature sizes above a warp's width.
+  // Long sequences with wide windows (each key row gathers up to W queries, clipped at both ends) and
+  // feature sizes above a warp's width.
   add_case("local_attention_long_window70", [] { return Inputs{f32({2, 300, 40}), f32({2, 300, 40}), f32({2, 300, 36})}; },
       [](const Inputs& x) { return local_attention(x[0], x[1], x[2], 70); }, 1e-5, 1e-5);
   for (bool causal : {true, false}) {
