@@ -42,6 +42,7 @@ StridedOffsets<N> merged_offsets(const char* op, const Shape& sizes, const std::
     for (int k = 0; k < N; ++k) s.strides[k][s.nd] = strides[k][d];
     ++s.nd;
   }
+  s.set_fits_32();
   return s;
 }
 

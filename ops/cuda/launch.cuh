@@ -38,19 +38,38 @@ inline void check_launch(const char* kernel_name) {
 
 // Offsets of N operands of one shape, each with its own strides (0 in broadcast dims): element i
 // (row-major over sizes) of operand k lives at offset(i)[k]. Passed to kernels by value.
+// Where the shape holds fewer than 2^31 elements (set_fits_32), the division and remainder per dim
+// run in 32 bits: a 64-bit division is a long instruction sequence on GPUs, a 32-bit one is short.
 template <int N>
 struct StridedOffsets {
   int nd = 0;
+  bool fits_32 = false;
   int64_t sizes[kMaxDims] = {};
   int64_t strides[N][kMaxDims] = {};
 
   __host__ __device__ void at(int64_t i, int64_t (&off)[N]) const {
     for (int k = 0; k < N; ++k) off[k] = 0;
+    if (fits_32) {
+      uint32_t j = static_cast<uint32_t>(i);
+      for (int d = nd - 1; d >= 0; --d) {
+        const uint32_t size = static_cast<uint32_t>(sizes[d]);
+        const uint32_t idx = j % size;
+        j /= size;
+        for (int k = 0; k < N; ++k) off[k] += static_cast<int64_t>(idx) * strides[k][d];
+      }
+      return;
+    }
     for (int d = nd - 1; d >= 0; --d) {
       const int64_t idx = i % sizes[d];
       i /= sizes[d];
       for (int k = 0; k < N; ++k) off[k] += idx * strides[k][d];
     }
+  }
+  // Call once sizes are final.
+  void set_fits_32() {
+    int64_t n = 1;
+    for (int d = 0; d < nd; ++d) n *= sizes[d];
+    fits_32 = n < (int64_t(1) << 31);
   }
 };
 
@@ -67,19 +86,20 @@ StridedOffsets<N> make_offsets(const char* op, const Shape& sizes, std::initiali
     for (int d = 0; d < s.nd; ++d) s.strides[k][d] = st[d];
     ++k;
   }
+  s.set_fits_32();
   return s;
 }
 
 // The sum (or max) of v over the block, in a fixed order (a shared-memory tree), so a row reduced by
 // one block gives the same bits every run. Every thread of the block must call it; all get the result.
-// blockDim.x must be kThreads.
+// blockDim.x must be a power of two, at most kThreads (one-dimensional blocks).
 template <typename T, typename Op>
 __device__ T block_reduce(T v, Op op) {
   __shared__ T scratch[kThreads];
   __syncthreads();  // scratch may still be read by a previous call
   scratch[threadIdx.x] = v;
   __syncthreads();
-  for (int half = kThreads / 2; half > 0; half /= 2) {
+  for (int half = blockDim.x / 2; half > 0; half /= 2) {
     if (static_cast<int>(threadIdx.x) < half) scratch[threadIdx.x] = op(scratch[threadIdx.x], scratch[threadIdx.x + half]);
     __syncthreads();
   }

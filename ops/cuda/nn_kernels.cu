@@ -1,6 +1,7 @@
 // Row kernels for neural-network functions on CUDA: softmax / log_softmax, layer_norm and its
 // backward, the attention softmax and its backward, cross_entropy and its backward, with the
-// semantics of ops/cpu/nn_kernels.cpp. One block of kThreads threads per row (grid-stride over rows);
+// semantics of ops/cpu/nn_kernels.cpp. One block per row (grid-stride over rows), of 32 to kThreads
+// threads as the row is long (row_threads);
 // every row sum goes through the fixed-order block_reduce and every column sum through a fixed loop,
 // so a run gives the same bits every time (no floating atomics). Sums of floats accumulate in double
 // where the CPU does so.
@@ -27,6 +28,15 @@ __device__ inline T neg_inf() { return -std::numeric_limits<T>::infinity(); }
 
 // One block per row, grid-stride over the rows beyond kMaxBlocks.
 unsigned row_blocks(int64_t rows) { return static_cast<unsigned>(rows < kMaxBlocks ? rows : kMaxBlocks); }
+
+// Threads per row block: about four columns each, from one warp up to kThreads, a power of two (for
+// block_reduce). A row of 128 columns (a small model's layer_norm) gets one warp instead of 256
+// threads that would mostly idle through the reductions' barriers.
+unsigned row_threads(int64_t cols) {
+  unsigned threads = 32;
+  while (threads < static_cast<unsigned>(kThreads) && 4 * static_cast<int64_t>(threads) < cols) threads *= 2;
+  return threads;
+}
 
 // The loop over this thread's columns of a row: c = threadIdx.x, + blockDim.x, ... Each thread only
 // ever rereads the columns it wrote itself, so the passes of a row need no barrier between them
@@ -80,7 +90,7 @@ void softmax_rows(const Tensor& x, const Tensor& out, bool log) {
   if (rows == 0) return;
   set_device(x.device().index);
   CTXPOOL_DISPATCH_FLOAT(x.dtype(), "softmax", [&] {
-    softmax_kernel<scalar_t><<<row_blocks(rows), kThreads, 0, current_stream()>>>(
+    softmax_kernel<scalar_t><<<row_blocks(rows), row_threads(cols), 0, current_stream()>>>(
         data<scalar_t>(x), data<scalar_t>(out), rows, cols, log);
   });
   check_launch("softmax_kernel");
@@ -110,7 +120,7 @@ void attention_softmax_rows(const Tensor& scores, int64_t t, double scale, bool 
                 t);
   set_device(scores.device().index);
   CTXPOOL_DISPATCH_FLOAT(scores.dtype(), "attention", [&] {
-    attention_softmax_kernel<scalar_t><<<row_blocks(rows), kThreads, 0, current_stream()>>>(
+    attention_softmax_kernel<scalar_t><<<row_blocks(rows), row_threads(s_len), 0, current_stream()>>>(
         data<scalar_t>(scores), rows, s_len, t, static_cast<scalar_t>(scale), causal);
   });
   check_launch("attention_softmax_kernel");
@@ -136,7 +146,7 @@ void softmax_backward_rows(const Tensor& p, const Tensor& dp, double scale) {
   if (rows == 0) return;
   set_device(p.device().index);
   CTXPOOL_DISPATCH_FLOAT(p.dtype(), "attention backward", [&] {
-    softmax_backward_kernel<scalar_t><<<row_blocks(rows), kThreads, 0, current_stream()>>>(
+    softmax_backward_kernel<scalar_t><<<row_blocks(rows), row_threads(s_len), 0, current_stream()>>>(
         data<scalar_t>(p), data<scalar_t>(dp), rows, s_len, static_cast<scalar_t>(scale));
   });
   check_launch("softmax_backward_kernel");
@@ -180,7 +190,7 @@ void layer_norm_rows(const Tensor& x, const Tensor& weight, const Tensor& bias, 
   set_device(x.device().index);
   CTXPOOL_DISPATCH_FLOAT(x.dtype(), "layer_norm", [&] {
     using T = scalar_t;
-    layer_norm_kernel<T><<<row_blocks(rows), kThreads, 0, current_stream()>>>(
+    layer_norm_kernel<T><<<row_blocks(rows), row_threads(cols), 0, current_stream()>>>(
         data<T>(x), weight.defined() ? data<T>(weight) : nullptr, bias.defined() ? data<T>(bias) : nullptr, eps,
         data<T>(y), data<T>(mean), data<T>(rstd), rows, cols);
   });
@@ -279,7 +289,7 @@ void layer_norm_backward_rows(const Tensor& x, const Tensor& weight, const Tenso
     using T = scalar_t;
     const T* wp = weight.defined() ? data<T>(weight) : nullptr;
     if (dx.defined()) {
-      layer_norm_dx_kernel<T><<<row_blocks(rows), kThreads, 0, current_stream()>>>(
+      layer_norm_dx_kernel<T><<<row_blocks(rows), row_threads(cols), 0, current_stream()>>>(
           data<T>(x), wp, data<T>(mean), data<T>(rstd), data<T>(g), data<T>(dx), rows, cols);
       check_launch("layer_norm_dx_kernel");
     }
@@ -340,7 +350,7 @@ void cross_entropy_rows(const Tensor& logits, const Tensor& target, int64_t igno
   check_on_device("cross_entropy", logits, target, "target");
   set_device(logits.device().index);
   CTXPOOL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy", [&] {
-    cross_entropy_kernel<scalar_t><<<row_blocks(n), kThreads, 0, current_stream()>>>(
+    cross_entropy_kernel<scalar_t><<<row_blocks(n), row_threads(cols), 0, current_stream()>>>(
         data<scalar_t>(logits), data<int64_t>(target), ignore_index, data<scalar_t>(loss), n, cols);
   });
   check_launch("cross_entropy_kernel");
@@ -375,7 +385,7 @@ void cross_entropy_backward_rows(const Tensor& logits, const Tensor& target, con
   set_device(logits.device().index);
   CTXPOOL_DISPATCH_FLOAT(logits.dtype(), "cross_entropy backward", [&] {
     using T = scalar_t;
-    cross_entropy_backward_kernel<T><<<row_blocks(n), kThreads, 0, current_stream()>>>(
+    cross_entropy_backward_kernel<T><<<row_blocks(n), row_threads(cols), 0, current_stream()>>>(
         data<T>(logits), data<int64_t>(target), data<T>(row_scale), data<T>(dlogits), n, cols);
   });
   check_launch("cross_entropy_backward_kernel");
