@@ -107,6 +107,10 @@ std::vector<ParityCase> cases() {
   // ---- neural-network functions ----
   add_case("softmax", one({6, 10}), [](const Inputs& x) { return softmax(x[0], -1); });
   add_case("log_softmax_dim0", one({6, 10}), [](const Inputs& x) { return log_softmax(x[0], 0); });
+  // Long rows: the row kernels' blocks grow with the row (32 threads up to 256).
+  add_case("log_softmax_long_rows", one({3, 1500}), [](const Inputs& x) { return log_softmax(x[0], -1); });
+  add_case("layer_norm_long_rows", [] { return Inputs{f32({5, 700}), f32({700}), f32({700})}; },
+           [](const Inputs& x) { return layer_norm(x[0], {700}, x[1], x[2]); }, 1e-5, 1e-5);
   add_case("layer_norm_affine", [] { return Inputs{f32({4, 3, 16}), f32({16}), f32({16})}; },
       [](const Inputs& x) { return layer_norm(x[0], {16}, x[1], x[2]); });
   add_case("layer_norm_plain", one({5, 32}), [](const Inputs& x) { return layer_norm(x[0], {32}); });
@@ -115,6 +119,8 @@ std::vector<ParityCase> cases() {
         t = where(eq(t, scalar_like(3, t)), scalar_like(-100, t), t);  // some rows ignored
         return Inputs{f32({12, 7}), t};
       },
+      [](const Inputs& x) { return cross_entropy(x[0], x[1]); });
+  add_case("cross_entropy_wide", [] { return Inputs{f32({6, 2000}), indices({6}, 2000)}; },
       [](const Inputs& x) { return cross_entropy(x[0], x[1]); });
   add_case("cross_entropy_sum", [] { return Inputs{f32({9, 5}), indices({9}, 5)}; },
       [](const Inputs& x) { return cross_entropy(x[0], x[1], -100, Reduction::Sum); });
