@@ -87,12 +87,26 @@ timeout "$(limit 300)" cmake --build build-gpu -j"$(nproc)" --target test_cuda l
 echo "built"
 
 step "tests/cuda (parity, training, allocator, devices)"
-# NCCL runs in a process of its own: a collective that hangs or aborts must not take the parity and
-# training results with it.
-timeout "$(limit 150)" build-gpu/tests/test_cuda --gtest_filter=-Nccl.* --gtest_output=json:"$OUT/test_cuda.json" \
-  > "$OUT/test_cuda.log" 2>&1 || status=1
+# CTXPOOL_CUDA_SYNC=1 synchronises after every kernel, so that a fault is reported by the kernel that
+# caused it, not by a later call. NCCL runs in a process of its own: a collective that hangs or aborts
+# must not take the parity and training results with it.
+CTXPOOL_CUDA_SYNC=1 timeout "$(limit 150)" build-gpu/tests/test_cuda --gtest_filter=-Nccl.* \
+  --gtest_output=json:"$OUT/test_cuda.json" > "$OUT/test_cuda.log" 2>&1 || status=1
 grep -E "^\[  (PASSED|FAILED|SKIPPED) |tests? ran" "$OUT/test_cuda.log" | sort | uniq -c | sort -rn | head -60
 grep -B3 -A12 "Failure" "$OUT/test_cuda.log" | head -120
+# A kernel fault leaves the CUDA context unusable, and every later test in the process fails with it:
+# each failed test runs again alone (its output appended to test_cuda.log), to tell the tests that
+# fail by themselves from those that only followed one that did.
+failed=$(grep -E "^\[  FAILED  \] [A-Za-z]" "$OUT/test_cuda.log" | sed -E 's/^\[  FAILED  \] ([^ ,]+).*/\1/' | sort -u | head -40)
+if [ -n "$failed" ] && [ "$(limit 60)" -ge 30 ]; then
+  step "failed tests, each again in a process of its own"
+  echo "==== each failed test alone ====" >> "$OUT/test_cuda.log"
+  for t in $failed; do
+    [ "$(limit 10)" -lt 5 ] && { echo "  (out of time)"; break; }
+    if CTXPOOL_CUDA_SYNC=1 timeout "$(limit 10)" build-gpu/tests/test_cuda --gtest_filter="$t" >> "$OUT/test_cuda.log" 2>&1
+    then echo "  passes alone: $t"; else echo "  fails alone:  $t"; fi
+  done
+fi
 step "tests/cuda: NCCL with one rank"
 timeout "$(limit 40)" build-gpu/tests/test_cuda --gtest_filter=Nccl.* > "$OUT/test_nccl.log" 2>&1 || status=1
 grep -E "^\[  (OK|FAILED|SKIPPED) |tests? ran|Failure" "$OUT/test_nccl.log" | head -20
