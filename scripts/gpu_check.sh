@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything that needs a GPU, in one run of under 8 minutes on one H200: build with CUDA, run the
-# CUDA tests (parity with the CPU, training, allocator), then time LM training against the same model
-# in PyTorch on the same GPU and print a table (tokens/s, ratio, TFLOP/s, peak memory).
+# CUDA tests (parity with the CPU, training, allocator), then time LM training (base, large and
+# ContextPool LMs) against the same models in PyTorch on the same GPU and print a table (tokens/s,
+# ratio, TFLOP/s, peak memory).
 #
 # The GPU machine has nvcc, CMake, ninja and python3 with PyTorch, but not Debian's GoogleTest or
 # nlohmann-json: run scripts/vendor_deps.sh here first and carry third_party/ there. With the
@@ -113,8 +114,11 @@ grep -E "^\[  (OK|FAILED|SKIPPED) |tests? ran|Failure" "$OUT/test_nccl.log" | he
 
 step "LM training speed: ctxpool against PyTorch, float32, TF32 off"
 : > "$OUT/speed.jsonl"
+# The base LM, a larger one, and (last, the first to go if time runs short) the 2-layer ContextPool
+# LM of examples/configs/lm_shakespeare_contextpool.json (PyTorch's side: bench/reference/context_pool.py).
 configs=("base:--layers 4 --d-model 128 --heads 4 --context 128 --batch 32"
-         "large:--layers 12 --d-model 512 --heads 8 --context 512 --batch 16")
+         "large:--layers 12 --d-model 512 --heads 8 --context 512 --batch 16"
+         "contextpool:--config examples/configs/lm_shakespeare_contextpool.json --vocab 256")
 for entry in "${configs[@]}"; do
   name=${entry%%:*}; args=${entry#*:}
   for run in ctxpool explicit sdpa; do
