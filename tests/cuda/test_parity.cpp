@@ -107,7 +107,10 @@ std::vector<ParityCase> cases() {
   // ---- neural-network functions ----
   add_case("softmax", one({6, 10}), [](const Inputs& x) { return softmax(x[0], -1); });
   add_case("log_softmax_dim0", one({6, 10}), [](const Inputs& x) { return log_softmax(x[0], 0); });
-  // Long rows: the row kernels' blocks grow with the row (32 threads up to 256).
+  // Longer rows: the row kernels' blocks grow with the row (32 threads up to 256; here 64, 128, 256).
+  add_case("softmax_200_columns", one({4, 200}), [](const Inputs& x) { return softmax(x[0], -1); });
+  add_case("layer_norm_400_columns", [] { return Inputs{f32({3, 400}), f32({400}), f32({400})}; },
+           [](const Inputs& x) { return layer_norm(x[0], {400}, x[1], x[2]); }, 1e-5, 1e-5);
   add_case("log_softmax_long_rows", one({3, 1500}), [](const Inputs& x) { return log_softmax(x[0], -1); });
   add_case("layer_norm_long_rows", [] { return Inputs{f32({5, 700}), f32({700}), f32({700})}; },
            [](const Inputs& x) { return layer_norm(x[0], {700}, x[1], x[2]); }, 1e-5, 1e-5);
@@ -173,6 +176,9 @@ std::vector<ParityCase> cases() {
   add_case("attention_head_dim_128", [] { return Inputs{f32({1, 2, 40, 128}), f32({1, 2, 40, 128}), f32({1, 2, 40, 128})}; },
       [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-4);
   add_case("attention_head_dim_above_fused", [] { return Inputs{f32({2, 24, 136}), f32({2, 24, 136}), f32({2, 24, 8})}; },
+      [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-4);
+  // The unfused path's softmax rows at 300 keys (128-thread blocks, causal rows of every length).
+  add_case("attention_unfused_300_keys", [] { return Inputs{f32({1, 300, 136}), f32({1, 300, 136}), f32({1, 300, 8})}; },
       [](const Inputs& x) { return scaled_dot_product_attention(x[0], x[1], x[2], true); }, 1e-5, 1e-4);
   add_case("attention_transposed_q", [] { return Inputs{f32({2, 16, 33}), f32({2, 33, 16}), f32({2, 33, 16})}; },
       [](const Inputs& x) { return scaled_dot_product_attention(transpose(x[0], 1, 2), x[1], x[2], true); }, 1e-5, 1e-4);
