@@ -35,6 +35,16 @@ int as_int(int64_t v, const char* what) {
   return static_cast<int>(v);
 }
 
+// "x [..] w [..] y [..] float32 stride .. pad .. dilation .. groups ..": a convolution in error
+// messages, and (with the device and math type) its plan's key in the cache.
+std::string describe_conv(const Shape& x, const Shape& w, const Shape& y, DType dtype, const Conv2dGeometry& g,
+                          int64_t groups) {
+  std::ostringstream os;
+  os << "x " << x << " w " << w << " y " << y << " " << dtype << " stride " << g.stride_h << "x" << g.stride_w
+     << " pad " << g.pad_h << "x" << g.pad_w << " dilation " << g.dil_h << "x" << g.dil_w << " groups " << groups;
+  return os.str();
+}
+
 // The descriptors of one convolution y = conv(x, w), destroyed with it.
 class ConvDescriptors {
  public:
@@ -70,11 +80,7 @@ class ConvDescriptors {
  private:
   void describe(const Shape& xs, const Shape& ws, const Shape& ys, DType dtype, const Conv2dGeometry& g,
                 int64_t groups) {
-    std::ostringstream os;
-    os << "x " << xs << " w " << ws << " y " << ys << " " << dtype << " stride "
-       << g.stride_h << "x" << g.stride_w << " pad " << g.pad_h << "x" << g.pad_w << " dilation " << g.dil_h << "x"
-       << g.dil_w << " groups " << groups;
-    what_ = os.str();
+    what_ = describe_conv(xs, ws, ys, dtype, g, groups);
     const cudnnDataType_t type = dtype == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     check_cudnn(api_.create_tensor(&x_), "cudnnCreateTensorDescriptor");
     check_cudnn(api_.create_tensor(&y_), "cudnnCreateTensorDescriptor");
@@ -120,7 +126,7 @@ struct Choice {
 // The first of cuDNN's ranked algorithms that succeeded, is deterministic and, for float32 without
 // TF32, runs in plain FMA math (cuDNN's DEFAULT_MATH allows TF32 tensor cores on Ampere and later);
 // not found where none is. An algorithm comes with the math type it was ranked for: the descriptor is
-// switched to that math type for the workspace query, and again before each call (plan.run_as).
+// switched to that math type for the workspace query, and again before each call (ConvPlan::use).
 template <typename Perf>
 Choice choose(const CudnnApi& api, const ConvDescriptors& d, const std::vector<Perf>& ranked, int returned) {
   for (int i = 0; i < returned; ++i) {
@@ -222,23 +228,22 @@ Planned plan_for(const Shape& x, const Shape& w, DType dtype, const Conv2dGeomet
   constexpr size_t kMaxPlans = 512;
   static std::mutex cache_lock;
   static auto* cache = new std::unordered_map<std::string, Planned>();
-  std::ostringstream key;
-  key << "x " << x << " w " << w << " " << dtype << " stride " << g.stride_h << "x" << g.stride_w << " pad "
-      << g.pad_h << "x" << g.pad_w << " dilation " << g.dil_h << "x" << g.dil_w << " groups " << groups << " cuda:"
-      << device << (dtype == kFloat32 && !allow_tf32() ? " fma" : " default-math");
+  const Shape y{x[0], w[0], g.h_out, g.w_out};
+  const std::string key = describe_conv(x, w, y, dtype, g, groups) + " cuda:" + std::to_string(device) +
+                          (dtype == kFloat32 && !allow_tf32() ? " fma" : " default-math");
   const std::lock_guard<std::mutex> guard(cache_lock);
-  if (auto it = cache->find(key.str()); it != cache->end()) return it->second;
+  if (auto it = cache->find(key); it != cache->end()) return it->second;
   Planned planned;
   try {
     set_device(device);
-    auto plan = std::make_shared<ConvPlan>(x, w, Shape{x[0], w[0], g.h_out, g.w_out}, dtype, g, groups);
+    auto plan = std::make_shared<ConvPlan>(x, w, y, dtype, g, groups);
     choose_algorithms(*plan, cudnn_handle(device));
     planned.plan = std::move(plan);
   } catch (const Error& e) {
     planned.error = e.what();
   }
   if (cache->size() >= kMaxPlans) cache->clear();  // (plans in use are kept alive by their callers)
-  cache->emplace(key.str(), planned);
+  cache->emplace(key, planned);
   return planned;
 }
 
