@@ -20,8 +20,9 @@ GradientReducer::GradientReducer(const std::vector<Tensor>& params, std::shared_
   size_t bytes = 0;
   for (size_t i = params_.size(); i-- > 0;) {  // the last parameters' gradients come first
     const Tensor& p = params_[i];
-    CTXPOOL_CHECK(comm_->supports(p.device()), "GradientReducer: parameter ", i, " lives on ", p.device(),
-                  ", which ", comm_->describe(), " cannot exchange (CUDA tensors need nccl_communicator)");
+    // One process exchanges nothing, so any device will do (a single-GPU run has no NCCL communicator).
+    CTXPOOL_CHECK(comm_->size() == 1 || comm_->supports(p.device()), "GradientReducer: parameter ", i, " lives on ",
+                  p.device(), ", which ", comm_->describe(), " cannot exchange (CUDA tensors need nccl_communicator)");
     const bool new_bucket = buckets_.empty() || bytes >= bucket_bytes ||
                             params_[buckets_.back().params.front()].dtype() != p.dtype();
     if (new_bucket) buckets_.emplace_back(), bytes = 0;
