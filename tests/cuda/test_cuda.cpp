@@ -83,7 +83,9 @@ TEST(CudaFastPaths, DoubleBackwardMatchesTheCpu) {
   const Tensor q = randn({2, 9, 8}, kFloat64), k = randn({2, 9, 8}, kFloat64), v = randn({2, 9, 4}, kFloat64);
   auto second = [&](Device device) {
     std::vector<Tensor> in;
-    for (const Tensor& t : {x, w, q, k, v}) in.push_back(t.to(device).requires_grad_(true));
+    // Fresh leaves: t.to(kCPU) is t itself, so without clone() the CPU pass would make x, w, ... require
+    // grad, and the CUDA pass's t.to(cuda) would then be a non-leaf whose .grad() stays empty.
+    for (const Tensor& t : {x, w, q, k, v}) in.push_back(t.to(device).clone().requires_grad_(true));
     const Tensor y = ops::conv2d(in[0], in[1], Tensor(), {1, 1}, {1, 1});
     const Tensor a = ops::scaled_dot_product_attention(in[2], in[3], in[4], true);
     const Tensor loss = ops::add(ops::sum(ops::mul(y, y)), ops::sum(ops::mul(a, a)));
