@@ -19,7 +19,7 @@ size_t BlockCache::round_size(size_t nbytes) {
 
 void* BlockCache::allocate(size_t nbytes) {
   if (nbytes == 0) return nullptr;
-  const size_t size = round_size(nbytes);
+  const size_t size = caching_ ? round_size(nbytes) : nbytes;
   void* ptr = nullptr;
   auto bin = free_.find(size);
   if (bin != free_.end() && !bin->second.empty()) {
@@ -48,8 +48,14 @@ void BlockCache::deallocate(void* ptr) {
   if (ptr == nullptr) return;
   const auto it = live_.find(ptr);
   CTXPOOL_CHECK(it != live_.end(), "cuda allocator: freeing a pointer it did not allocate (", ptr, ")");
-  free_[it->second].push_back(ptr);
   stats_.allocated -= it->second;
+  if (caching_) {
+    free_[it->second].push_back(ptr);
+  } else {
+    raw_.release(ptr);
+    ++stats_.device_frees;
+    stats_.reserved -= it->second;
+  }
   live_.erase(it);
 }
 

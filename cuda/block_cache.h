@@ -23,7 +23,10 @@ struct RawAllocator {
 
 class BlockCache {
  public:
-  explicit BlockCache(RawAllocator raw) : raw_(std::move(raw)) {}
+  // caching = false: every block is obtained at its exact size and released when freed, so a memory
+  // checker (compute-sanitizer, or ASan under the CUDA emulator) sees each tensor's true bounds.
+  // Slow (a cudaMalloc and a cudaFree per tensor): for debugging (CTXPOOL_CUDA_NO_CACHING=1).
+  explicit BlockCache(RawAllocator raw, bool caching = true) : raw_(std::move(raw)), caching_(caching) {}
 
   // A block of at least nbytes (nullptr for 0). Out of memory: returns every cached block to the raw
   // allocator and tries once more, then throws an Error naming the sizes involved.
@@ -40,6 +43,7 @@ class BlockCache {
 
  private:
   RawAllocator raw_;
+  bool caching_;
   std::map<size_t, std::vector<void*>> free_;  // rounded size -> cached blocks of that size
   std::unordered_map<void*, size_t> live_;     // block -> its rounded size
   MemoryStats stats_;

@@ -3,7 +3,9 @@
 // op and handed to the next is only touched after the first op's kernels have finished.
 #include <cuda_runtime.h>
 
+#include <cstdlib>
 #include <memory>
+#include <string>
 #include <mutex>
 #include <sstream>
 #include <vector>
@@ -45,6 +47,12 @@ RawAllocator device_raw_allocator(int device) {
     return os.str();
   };
   return raw;
+}
+
+// CTXPOOL_CUDA_NO_CACHING=1 turns the cache off (cuda/block_cache.h): for memory checkers.
+bool caching_enabled() {
+  const char* env = std::getenv("CTXPOOL_CUDA_NO_CACHING");
+  return env == nullptr || std::string(env) != "1";
 }
 
 class CachingAllocator : public Allocator {
@@ -89,7 +97,7 @@ class CachingAllocator : public Allocator {
     static const int count = device_count();
     CTXPOOL_CHECK(device >= 0 && device < count, "cuda: no device cuda:", device, " (this machine has ", count, ")");
     if (caches_.size() <= static_cast<size_t>(device)) caches_.resize(device + 1);
-    if (!caches_[device]) caches_[device] = std::make_unique<BlockCache>(device_raw_allocator(device));
+    if (!caches_[device]) caches_[device] = std::make_unique<BlockCache>(device_raw_allocator(device), caching_enabled());
     return *caches_[device];
   }
 

@@ -24,6 +24,12 @@ TEST(CudaTraining, First20LossesOfTheBaseLMMatchTheCpu) {
   base.train.checkpoint_interval = 0;
   base.train.log_interval = 1000;
   base.train.threads = 0;
+#ifdef CTXPOOL_CUDA_EMULATOR
+  // On the CPU emulator (tests/emulator) a full-size step takes minutes: an eighth of the batch and a
+  // quarter of the context, the same model.
+  base.train.batch_size = 4;
+  base.model.context = 32;
+#endif
   std::vector<double> losses[2];
   for (int gpu = 0; gpu < 2; ++gpu) {
     models::RunConfig cfg = base;
@@ -61,6 +67,8 @@ TEST(CudaTraining, CheckpointFromGpuResumesOnCpu) {
 // After a warm-up step, a training loop allocates from the cache only.
 TEST(CudaAllocator, SteadyStateMakesNoDeviceMallocs) {
   if (!ops::cuda_is_available()) GTEST_SKIP() << "no CUDA device";
+  const char* no_caching = std::getenv("CTXPOOL_CUDA_NO_CACHING");
+  if (no_caching != nullptr && std::string(no_caching) == "1") GTEST_SKIP() << "CTXPOOL_CUDA_NO_CACHING=1";
   manual_seed(0);
   nn::Linear layer(32, 16);
   layer.to(cuda_device());
@@ -88,6 +96,32 @@ TEST(CudaDevices, MixingDevicesNamesBoth) {
 }
 
 // ---- everywhere: bookkeeping and errors ----
+
+// Without caching (CTXPOOL_CUDA_NO_CACHING=1) every block has its exact size and goes back when freed.
+TEST(BlockCache, WithoutCachingEveryBlockIsExactAndReleased) {
+  std::vector<size_t> sizes;
+  int releases = 0;
+  std::vector<std::unique_ptr<char[]>> arena;
+  cuda::RawAllocator raw;
+  raw.allocate = [&](size_t n) -> void* {
+    sizes.push_back(n);
+    arena.push_back(std::make_unique<char[]>(n));
+    return arena.back().get();
+  };
+  raw.release = [&](void*) { ++releases; };
+  cuda::BlockCache cache(raw, /*caching=*/false);
+  void* a = cache.allocate(100);
+  EXPECT_EQ(cache.stats().allocated, 100u);
+  cache.deallocate(a);
+  EXPECT_EQ(releases, 1);
+  void* b = cache.allocate(100);
+  EXPECT_EQ(sizes, (std::vector<size_t>{100, 100}));  // not served from a cache
+  cache.deallocate(b);
+  EXPECT_EQ(cache.stats().allocated, 0u);
+  EXPECT_EQ(cache.stats().reserved, 0u);
+  EXPECT_EQ(cache.stats().device_mallocs, 2);
+  EXPECT_EQ(cache.stats().device_frees, 2);
+}
 
 // A fake device with 1000 bytes: reuse by size, out-of-memory retry after emptying the cache, and the
 // error when even that fails.
