@@ -73,9 +73,11 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp* prop, int device) {
 cudaError_t cudaMalloc(void** ptr, size_t size) {
   *ptr = nullptr;
   if (size > ctxpool_emu::kTotalBytes) return fail(cudaErrorMemoryAllocation, "cudaMalloc: out of memory");
-  void* p = std::aligned_alloc(ctxpool_emu::kAlignment, (size + ctxpool_emu::kAlignment - 1) / ctxpool_emu::kAlignment *
-                                                            ctxpool_emu::kAlignment);
-  if (p == nullptr) return fail(cudaErrorMemoryAllocation, "cudaMalloc: out of memory");
+  // Exactly `size` bytes (posix_memalign, unlike aligned_alloc, needs no rounding): under ASan the
+  // first byte past the end is already out of bounds.
+  void* p = nullptr;
+  if (posix_memalign(&p, ctxpool_emu::kAlignment, size == 0 ? 1 : size) != 0)
+    return fail(cudaErrorMemoryAllocation, "cudaMalloc: out of memory");
   std::memset(p, 0xff, size);
   *ptr = p;
   return cudaSuccess;
