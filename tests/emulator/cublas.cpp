@@ -32,6 +32,8 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
                     const T* A, int lda, long long stride_a, const T* B, int ldb, long long stride_b, const T* beta, T* C,
                     int ldc, long long stride_c, int batch) {
   if (h == nullptr) return CUBLAS_STATUS_NOT_INITIALIZED;
+  const auto valid_op = [](cublasOperation_t op) { return op == CUBLAS_OP_N || op == CUBLAS_OP_T || op == CUBLAS_OP_C; };
+  if (!valid_op(ta) || !valid_op(tb)) return CUBLAS_STATUS_INVALID_VALUE;
   const bool a_t = ta != CUBLAS_OP_N, b_t = tb != CUBLAS_OP_N;
   const int a_rows = a_t ? k : m, b_rows = b_t ? n : k;
   if (m < 0 || n < 0 || k < 0 || batch < 0 || lda < (a_rows > 1 ? a_rows : 1) || ldb < (b_rows > 1 ? b_rows : 1) ||
@@ -49,7 +51,7 @@ cublasStatus_t gemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb
     for (int j = 0; j < n; ++j) {
       for (int i = 0; i < m; ++i) {
         T acc = 0;
-        for (int l = 0; l < k; ++l) {
+        for (int l = 0; *alpha != T(0) && l < k; ++l) {  // alpha 0: A and B are not read (BLAS)
           const T x = in(a_t ? a[l + int64_t(i) * lda] : a[i + int64_t(l) * lda]);
           const T y = in(b_t ? b[j + int64_t(l) * ldb] : b[l + int64_t(j) * ldb]);
           acc += x * y;

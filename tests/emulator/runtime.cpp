@@ -108,7 +108,12 @@ cudaError_t cudaMemsetAsync(void* ptr, int value, size_t count, cudaStream_t) {
   return cudaSuccess;
 }
 
-cudaError_t cudaStreamSynchronize(cudaStream_t) { return ctxpool_emu::g_last_error; }
+// A failed kernel (not a refused launch) is reported by the next synchronisation too, as on a GPU.
+// Unlike a GPU's, the error is not sticky: the next call succeeds, so one test's fault does not fail
+// the rest of its process.
+cudaError_t cudaStreamSynchronize(cudaStream_t) {
+  return ctxpool_emu::g_last_error == cudaErrorLaunchFailure ? ctxpool_emu::g_last_error : cudaSuccess;
+}
 
 cudaError_t cudaGetLastError() {
   const cudaError_t e = ctxpool_emu::g_last_error;

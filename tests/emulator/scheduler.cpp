@@ -17,6 +17,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -27,6 +28,7 @@
 // CTXPOOL_EMU_ASAN (set by emulator.cmake in a sanitizer build, where this file itself is left
 // uninstrumented): tell AddressSanitizer about every stack switch.
 #ifdef CTXPOOL_EMU_ASAN
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -41,7 +43,7 @@ dim3 gridDim{1, 1, 1};
 // switch_stack(&save_sp, new_sp): saves the caller's stack pointer in *save_sp and resumes new_sp.
 extern "C" void ctxpool_emu_switch_stack(void** save_sp, void* new_sp);
 asm(R"(
-  .text
+  .pushsection .text
   .globl ctxpool_emu_switch_stack
   .type ctxpool_emu_switch_stack, @function
 ctxpool_emu_switch_stack:
@@ -61,8 +63,7 @@ ctxpool_emu_switch_stack:
   popq %rbp
   ret
   .size ctxpool_emu_switch_stack, .-ctxpool_emu_switch_stack
-  .section .note.GNU-stack,"",@progbits
-  .text
+  .popsection
 )");
 
 namespace ctxpool_emu {
@@ -153,7 +154,13 @@ void switch_to_scheduler(Block& b, [[maybe_unused]] bool finished) {
 #ifdef CTXPOOL_EMU_ASAN
   __sanitizer_finish_switch_fiber(nullptr, &b.scheduler_stack, &b.scheduler_stack_size);
 #endif
-  (*b.body)();
+  try {
+    (*b.body)();
+  } catch (const std::exception& e) {  // device code cannot throw; a host call in a kernel might
+    if (b.error.empty()) b.error = std::string("a thread threw: ") + e.what();
+  } catch (...) {
+    if (b.error.empty()) b.error = "a thread threw";
+  }
   b.fibers[b.current].state = State::Done;
   --b.live;
   switch_to_scheduler(b, /*finished=*/true);
@@ -218,46 +225,43 @@ unsigned lanes_in(const Block& b, int w0, int w1, State state) {
 // undefined; here it is an error naming the first such lane.
 bool fail_warp(Block& b, int w0, int w1, const char* call, unsigned mask, unsigned missing) {
   std::ostringstream os;
-  os << "warp " << w0 / kWarpSize << ": " << call << " with mask 0x" << std::hex << mask << std::dec << " names lane "
-     << __builtin_ctz(missing) << ", which is not in it (" << describe(b, w0, w1) << "): undefined on a GPU";
+  os << "warp " << w0 / kWarpSize << ": " << call << " with mask 0x" << std::hex << mask << std::dec << " involves lane "
+     << __builtin_ctz(missing) << ", which cannot take part (" << describe(b, w0, w1) << "): undefined on a GPU";
   b.error = os.str();
   return false;
 }
 
 // Frees the threads whose barrier is complete. Returns false (and sets b.error) when none can go on.
+// A lane at __syncwarp or a shuffle goes on once every lane its mask names (and, for a shuffle, the
+// lane it reads) waits at the same kind of call; lanes of one warp with disjoint masks go on apart.
 bool release(Block& b) {
   bool released = false;
-  // Warps first: a warp whose live lanes all wait at __syncwarp or all at a shuffle goes on even
-  // while other warps wait at __syncthreads.
   for (int w0 = 0; w0 < b.count; w0 += kWarpSize) {
     const int w1 = std::min(b.count, w0 + kWarpSize);
-    const unsigned all = w1 - w0 == kWarpSize ? ~0u : (1u << (w1 - w0)) - 1;  // lanes past the block's end do not count
+    const unsigned all = w1 - w0 == kWarpSize ? ~0u : (1u << (w1 - w0)) - 1;
     const unsigned done = lanes_in(b, w0, w1, State::Done);
-    const unsigned at_shuffle = lanes_in(b, w0, w1, State::AtShuffle);
-    const unsigned at_warp = lanes_in(b, w0, w1, State::AtWarpBarrier);
-    if (at_shuffle != 0 && (at_shuffle | done) == all) {
+    for (State kind : {State::AtShuffle, State::AtWarpBarrier}) {
+      const unsigned waiting = lanes_in(b, w0, w1, kind);
+      if (waiting == 0) continue;
+      const char* call = kind == State::AtShuffle ? "__shfl_xor_sync" : "__syncwarp";
+      unsigned go = 0;
       for (int i = w0; i < w1; ++i) {
         const Fiber& f = b.fibers[i];
-        if (f.state != State::AtShuffle) continue;
-        const unsigned missing = (f.mask | (1u << f.source_lane)) & all & ~at_shuffle;
-        if (missing != 0) return fail_warp(b, w0, w1, "__shfl_xor_sync", f.mask, missing);
+        if (f.state != kind) continue;
+        const unsigned self = 1u << (i - w0);
+        const unsigned named = f.mask | self | (kind == State::AtShuffle ? 1u << f.source_lane : 0u);
+        // Lanes that have returned, or lie past the block's end, never arrive: undefined on a GPU.
+        if ((named & done) != 0 || (named & ~all) != 0) return fail_warp(b, w0, w1, call, f.mask, named & (done | ~all));
+        if ((f.mask & self) == 0) return fail_warp(b, w0, w1, call, f.mask, self);
+        if ((named & ~waiting) == 0) go |= self;
       }
-      for (int i = w0; i < w1; ++i) {
-        Fiber& f = b.fibers[i];
-        if (f.state != State::AtShuffle) continue;
-        f.result = b.fibers[w0 + f.source_lane].value;
-        f.state = State::Runnable;
-      }
-      released = true;
-    } else if (at_warp != 0 && (at_warp | done) == all) {
-      for (int i = w0; i < w1; ++i) {
-        Fiber& f = b.fibers[i];
-        if (f.state != State::AtWarpBarrier) continue;
-        const unsigned missing = f.mask & all & ~at_warp;
-        if (missing != 0) return fail_warp(b, w0, w1, "__syncwarp", f.mask, missing);
+      if (go == 0) continue;
+      if (kind == State::AtShuffle) {  // read every source before any lane moves on
+        for (int i = w0; i < w1; ++i)
+          if ((go >> (i - w0)) & 1u) b.fibers[i].result = b.fibers[w0 + b.fibers[i].source_lane].value;
       }
       for (int i = w0; i < w1; ++i)
-        if (b.fibers[i].state == State::AtWarpBarrier) b.fibers[i].state = State::Runnable;
+        if ((go >> (i - w0)) & 1u) b.fibers[i].state = State::Runnable;
       released = true;
     }
   }
@@ -284,6 +288,7 @@ bool run_block(Block& b) {
       switch_to_fiber(b, i);
       ran = true;
     }
+    if (!b.error.empty()) return false;  // a thread threw
     if (!ran && b.live > 0 && !release(b)) return false;
   }
   return true;
@@ -310,6 +315,7 @@ void run_kernel(const char* name, const std::function<void()>& body, dim3 grid, 
   }
   std::lock_guard<std::mutex> lock(launch_mutex());
   Block& b = block();
+  b.error.clear();
   b.body = &body;
   b.kernel = name;
   b.count = static_cast<int>(threads);
@@ -328,6 +334,10 @@ void run_kernel(const char* name, const std::function<void()>& body, dim3 grid, 
       std::ostringstream os;
       os << config.str() << ", block (" << blockIdx.x << ", " << blockIdx.y << ", " << blockIdx.z << "): " << b.error;
       set_launch_error(cudaErrorLaunchFailure, os.str());
+#ifdef CTXPOOL_EMU_ASAN
+      // The abandoned frames' redzones would otherwise stay poisoned on stacks the next launch reuses.
+      for (int i = 0; i < b.count; ++i) __asan_unpoison_memory_region(b.fibers[i].stack, kStackBytes);
+#endif
       return;  // the stuck fibers' stacks are simply reused by the next launch
     }
   }
@@ -346,10 +356,15 @@ uint64_t shuffle_xor(unsigned mask, uint64_t bits, int lane_mask, int width) {
   Block& b = block();
   Fiber& f = b.fibers[b.current];
   const int lane = b.current % kWarpSize;
-  // Width w splits the warp into groups of w lanes; a source outside the caller's group reads its own value.
+  if (width <= 0 || width > kWarpSize || (width & (width - 1)) != 0) {
+    std::fprintf(stderr, "ctxpool CUDA emulator: __shfl_xor_sync width %d is not a power of 2 up to 32\n", width);
+    std::abort();
+  }
+  // Width w splits the warp into groups of w lanes; a source beyond the end of the caller's group
+  // gives the caller its own value (PTX's butterfly mode), one in an earlier group is read.
   const int group = lane / width * width;
-  int src = lane ^ lane_mask;
-  if (src < group || src >= group + width) src = lane;
+  int src = lane ^ (lane_mask & (kWarpSize - 1));
+  if (src >= group + width) src = lane;
   f.mask = mask;
   f.source_lane = src;
   f.value = bits;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -81,6 +82,57 @@ TEST_P(Emulator, XorShuffleReadsThePartnerLane) {
   }
 }
 
+__global__ void narrow_xor_kernel(int* out) {
+  out[threadIdx.x] = __shfl_xor_sync(0xffffffffu, static_cast<int>(threadIdx.x), 16, 16);
+}
+
+// With width 16, lanes 16-31 read from the earlier group; lanes 0-15 would read from a later one
+// and get their own value (the CUDA programming guide's rule for __shfl_xor_sync).
+TEST_P(Emulator, NarrowShuffleReadsEarlierGroupsOnly) {
+  Buffer<int> out(32);
+  narrow_xor_kernel<<<1, 32>>>(out.ptr);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  const std::vector<int> v = out.host();
+  for (int t = 0; t < 32; ++t) EXPECT_EQ(v[t], t < 16 ? t : t - 16) << t;
+}
+
+// Two halves of a warp synchronise apart, with disjoint masks: no deadlock.
+__global__ void half_warp_sync_kernel(int* out) {
+  const unsigned lane = threadIdx.x % 32;
+  __syncwarp(lane < 16 ? 0x0000ffffu : 0xffff0000u);
+  out[threadIdx.x] = 1;
+}
+
+TEST_P(Emulator, DisjointSyncwarpMasksGoOnApart) {
+  Buffer<int> out(64);
+  half_warp_sync_kernel<<<1, 64>>>(out.ptr);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  for (int v : out.host()) EXPECT_EQ(v, 1);
+}
+
+// A launch's arguments are evaluated once, on the host, like nvcc's.
+__global__ void store_kernel(int* out, int value) { out[threadIdx.x] = value; }
+
+TEST(EmulatorLaunch, ArgumentsAreEvaluatedOnce) {
+  Buffer<int> out(64);
+  int evaluations = 0;
+  store_kernel<<<1, 64>>>(out.ptr, ++evaluations);
+  ASSERT_EQ(cudaGetLastError(), cudaSuccess);
+  EXPECT_EQ(evaluations, 1);
+  for (int v : out.host()) EXPECT_EQ(v, 1);
+}
+
+void host_only_call() { throw std::runtime_error("not on a device"); }
+__global__ void throwing_kernel() {
+  if (threadIdx.x == 3) host_only_call();
+}
+
+TEST(EmulatorLaunch, AThreadThatThrowsFailsTheLaunch) {
+  throwing_kernel<<<1, 32>>>();
+  const std::string msg = last_error_message(cudaErrorLaunchFailure);
+  EXPECT_NE(msg.find("a thread threw: not on a device"), std::string::npos) << msg;
+}
+
 // A block-wide tree sum in shared memory, with or without the barriers between writes and reads.
 template <bool kBarriers>
 __global__ void tree_sum_kernel(const int* in, int* out) {
@@ -151,7 +203,7 @@ TEST_P(Emulator, AShuffleWhoseMaskNamesAReturnedLaneIsAnError) {
   Buffer<int> out(32);
   shuffle_after_return_kernel<<<1, 32>>>(out.ptr);
   const std::string msg = last_error_message(cudaErrorLaunchFailure);
-  EXPECT_NE(msg.find("__shfl_xor_sync with mask 0xffffffff names lane 1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("__shfl_xor_sync with mask 0xffffffff involves lane 1"), std::string::npos) << msg;
 }
 
 TEST(EmulatorLaunch, ABadConfigurationIsRefusedWithoutRunning) {

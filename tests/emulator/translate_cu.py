@@ -2,8 +2,9 @@
 """Turns a .cu file into C++ for the CUDA emulator (tests/emulator/README.md).
 
 The only CUDA syntax that is not C++ is the launch, `name<<<grid, block, smem, stream>>>(args);`. It
-becomes `::ctxpool_emu::launch("name", [&] { name(args); }, grid, block, smem, stream);` on the same
-lines, so a compiler message's line number is the .cu file's (a #line directive names the file).
+becomes `::ctxpool_emu::launch("name", [](auto... a) { name(a...); }, std::make_tuple(args), grid,
+block, smem, stream);` on the same lines, so a compiler message's line number is the .cu file's (a
+#line directive names the file). The arguments are evaluated once, at the launch, as with nvcc.
 
 usage: translate_cu.py IN.cu OUT.cpp
 """
@@ -58,9 +59,11 @@ def translate(text, path):
         if close_at < 0 or not text[close_at + 1:].lstrip().startswith(";"):
             sys.exit(f"{path}:{line}: expected '(arguments);' after '>>>'")
         args = text[open_at + 1:close_at]
-        indent = text[line_start:line_start + len(text[line_start:start]) - len(text[line_start:start].lstrip())]
+        between = "\n" * text.count("\n", config_end + 3, open_at)  # keeps the line count
+        indent = text[line_start:start][:len(text[line_start:start]) - len(text[line_start:start].lstrip())]
         out.append(text[pos:line_start])
-        out.append(f'{indent}::ctxpool_emu::launch("{name}", [&] {{ {name}({args}); }}, {config})')
+        out.append(f'{indent}::ctxpool_emu::launch("{name}", [](auto... a) {{ {name}(a...); }}, '
+                   f'std::make_tuple({between}{args}), {config})')
         pos = close_at + 1
 
 

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <tuple>
 #include <type_traits>
 
 namespace ctxpool_emu {
@@ -14,10 +15,13 @@ namespace ctxpool_emu {
 // deadlock. On a bad configuration or a fault the emulator records an error for cudaGetLastError.
 void run_kernel(const char* name, const std::function<void()>& body, dim3 grid, dim3 block, size_t shared_bytes);
 
-// What `name<<<grid, block, shared_bytes, stream>>>(args)` becomes (translate_cu.py).
-template <typename Body>
-void launch(const char* name, const Body& body, dim3 grid, dim3 block, size_t shared_bytes = 0, cudaStream_t = 0) {
-  run_kernel(name, std::function<void()>(body), grid, block, shared_bytes);
+// What `name<<<grid, block, shared_bytes, stream>>>(args)` becomes (translate_cu.py): the arguments
+// are evaluated once, on the host, as nvcc does; every thread gets its own copies (kernel parameters
+// are passed by value).
+template <typename Body, typename Args>
+void launch(const char* name, const Body& body, Args args, dim3 grid, dim3 block, size_t shared_bytes = 0,
+            cudaStream_t = 0) {
+  run_kernel(name, [&] { std::apply(body, args); }, grid, block, shared_bytes);
 }
 
 // The order the threads of a block (and the blocks of a grid) run in between barriers. A kernel that is
