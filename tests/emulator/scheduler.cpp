@@ -93,7 +93,6 @@ struct Fiber {
 
 struct Block {
   const std::function<void()>* body = nullptr;
-  const char* kernel = "";
   std::vector<Fiber> fibers = std::vector<Fiber>(kMaxThreads);
   int count = 0;  // threads in the block
   int live = 0;   // not yet returned
@@ -303,21 +302,24 @@ std::mutex& launch_mutex() {
 
 void run_kernel(const char* name, const std::function<void()>& body, dim3 grid, dim3 block_dim, size_t shared_bytes) {
   const uint64_t threads = uint64_t(block_dim.x) * block_dim.y * block_dim.z;
-  std::ostringstream config;
-  config << name << "<<<(" << grid.x << ", " << grid.y << ", " << grid.z << "), (" << block_dim.x << ", "
-         << block_dim.y << ", " << block_dim.z << "), " << shared_bytes << ">>>";
+  // "name<<<(grid), (block), smem>>>", for errors only (a training step makes thousands of launches).
+  const auto launch_text = [&] {
+    std::ostringstream os;
+    os << name << "<<<(" << grid.x << ", " << grid.y << ", " << grid.z << "), (" << block_dim.x << ", "
+       << block_dim.y << ", " << block_dim.z << "), " << shared_bytes << ">>>";
+    return os.str();
+  };
   // The limits of every GPU since sm_30 (the CUDA programming guide's table of technical specifications).
   const bool bad = threads == 0 || threads > kMaxThreads || block_dim.z > 64 || grid.x == 0 || grid.y == 0 ||
                    grid.z == 0 || grid.x > 2147483647u || grid.y > 65535 || grid.z > 65535 || shared_bytes > 48 * 1024;
   if (bad) {
-    set_launch_error(cudaErrorInvalidConfiguration, config.str() + ": invalid configuration");
+    set_launch_error(cudaErrorInvalidConfiguration, launch_text() + ": invalid configuration");
     return;
   }
   std::lock_guard<std::mutex> lock(launch_mutex());
   Block& b = block();
   b.error.clear();
   b.body = &body;
-  b.kernel = name;
   b.count = static_cast<int>(threads);
   blockDim = block_dim;
   gridDim = grid;
@@ -332,7 +334,7 @@ void run_kernel(const char* name, const std::function<void()>& body, dim3 grid, 
     b.live = b.count;
     if (!run_block(b)) {
       std::ostringstream os;
-      os << config.str() << ", block (" << blockIdx.x << ", " << blockIdx.y << ", " << blockIdx.z << "): " << b.error;
+      os << launch_text() << ", block (" << blockIdx.x << ", " << blockIdx.y << ", " << blockIdx.z << "): " << b.error;
       set_launch_error(cudaErrorLaunchFailure, os.str());
 #ifdef CTXPOOL_EMU_ASAN
       // The abandoned frames' redzones would otherwise stay poisoned on stacks the next launch reuses.
